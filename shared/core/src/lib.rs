@@ -1,0 +1,21 @@
+//! Core of the Amazon Connect third-party application onboarding service.
+//!
+//! Holds the application spec and its validation, the saga engine and its persisted record, and
+//! the narrow ports (traits) that adapters implement. No AWS SDK lives here: the layering is
+//! functions/cli → adapters → core.
+
+pub mod clock;
+pub mod engine;
+pub mod error;
+pub mod idempotency;
+pub mod onboard;
+pub mod policy;
+pub mod ports;
+pub mod record;
+pub mod saga;
+pub mod spec;
+pub mod store;
+pub mod validation;
+
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;

@@ -1,0 +1,514 @@
+//! The onboard saga: validate → create_application → associate[instance] →
+//! grant_slr_policy[instance] → grant_security_profiles[instance] → activate.
+//!
+//! Every action and undo is idempotent and finds what it may have created by a deterministic
+//! identity (our tag on the application, the application ARN on an association, a Sid in the
+//! SLR policy, the namespace in a security profile), so replays adopt instead of duplicating and
+//! undos of actions whose outcome is unknown still clean up.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::error::{ErrorInfo, ErrorKind, StepError};
+use crate::policy::{self, INLINE_POLICY_BUDGET, POLICY_NAME};
+use crate::ports::{
+    AppIntegrationsPort, AppRef, AssociationRef, ConnectPort, CreateApplication, IamPort,
+    ProfileApplication,
+};
+use crate::saga::{NewSaga, NodeCtx, SagaDef, StepAction, StepDef};
+use crate::spec::ApplicationSpec;
+use crate::validation::{Validated, RESERVED_TAG_PREFIX};
+
+/// The saga kind stored in records.
+pub const KIND: &str = "onboard";
+/// The tag by which an application is recognised as created by a given saga.
+pub const SAGA_TAG: &str = "connect-onboarding:saga-id";
+/// Connect's per-profile limit on application grants.
+pub const PROFILE_APPLICATION_LIMIT: usize = 10;
+/// Marks a service-linked role in `DescribeInstance.ServiceRole`.
+const SLR_MARKER: &str = ":role/aws-service-role/connect.amazonaws.com/AWSServiceRoleForAmazonConnect_";
+
+/// The ports the onboard saga's steps call.
+pub struct OnboardPorts {
+    pub apps: Arc<dyn AppIntegrationsPort>,
+    pub connect: Arc<dyn ConnectPort>,
+    pub iam: Arc<dyn IamPort>,
+}
+
+/// Tuning for the onboard saga.
+#[derive(Debug, Clone)]
+pub struct OnboardConfig {
+    /// Instances worked on at once in a fan-out step.
+    pub instance_concurrency: usize,
+}
+
+impl Default for OnboardConfig {
+    fn default() -> Self {
+        OnboardConfig {
+            instance_concurrency: 4,
+        }
+    }
+}
+
+/// The onboard saga definition.
+pub fn definition(config: &OnboardConfig) -> SagaDef<OnboardPorts> {
+    let c = config.instance_concurrency;
+    SagaDef {
+        kind: KIND,
+        steps: vec![
+            StepDef::once("validate", Arc::new(ValidateStep)),
+            StepDef::once("create_application", Arc::new(CreateApplicationStep)),
+            StepDef::per_target("associate", c, Arc::new(AssociateStep)),
+            StepDef::per_target("grant_slr_policy", c, Arc::new(SlrPolicyStep)),
+            StepDef::per_target("grant_security_profiles", c, Arc::new(ProfilesStep)),
+            StepDef::once("activate", Arc::new(ActivateStep)),
+        ],
+    }
+}
+
+/// A new onboard saga for a validated spec.
+pub fn new_saga(id: impl Into<String>, validated: &Validated) -> Result<NewSaga, ErrorInfo> {
+    let input = serde_json::to_value(&validated.spec).map_err(|e| {
+        ErrorInfo::new(ErrorKind::Invalid, "InvalidSpec", format!("spec cannot be encoded: {e}"))
+    })?;
+    Ok(NewSaga {
+        id: id.into(),
+        namespace: validated.namespace.clone(),
+        input,
+        targets: validated.instance_ids.clone(),
+        idempotency_key: None,
+        payload_hash: Some(validated.spec.payload_hash()),
+    })
+}
+
+fn internal(message: impl Into<String>) -> ErrorInfo {
+    ErrorInfo::new(ErrorKind::Other, "InternalInconsistency", message)
+        .with_fix("This is a defect in the onboarding service; report it with the saga id.")
+}
+
+/// The validated spec carried by a saga.
+fn validated(node: &NodeCtx) -> Result<Validated, ErrorInfo> {
+    let spec: ApplicationSpec = serde_json::from_value((*node.input).clone()).map_err(|e| {
+        ErrorInfo::new(ErrorKind::Invalid, "InvalidSpec", format!("the saga input is not a spec: {e}"))
+            .with_fix("Submit the application spec again.")
+    })?;
+    spec.validate().map_err(|errs| {
+        ErrorInfo::new(ErrorKind::Invalid, "InvalidSpec", errs.to_string())
+            .with_fix("Correct every listed field and submit again.")
+    })
+}
+
+fn target(node: &NodeCtx) -> Result<&str, ErrorInfo> {
+    node.target
+        .as_deref()
+        .ok_or_else(|| internal("a per-instance step ran without an instance"))
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(value: &Value, what: &str) -> Result<T, ErrorInfo> {
+    serde_json::from_value(value.clone()).map_err(|e| internal(format!("recorded {what} is unreadable: {e}")))
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Value, ErrorInfo> {
+    serde_json::to_value(value).map_err(|e| internal(format!("cannot record output: {e}")))
+}
+
+/// What `validate` found about one instance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceFacts {
+    pub arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// The service-linked role's name (not its ARN: IAM calls take the name).
+    pub role_name: String,
+}
+
+/// `validate`'s output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidateOutput {
+    pub instances: BTreeMap<String, InstanceFacts>,
+}
+
+fn instance_facts(node: &NodeCtx, instance: &str) -> Result<InstanceFacts, ErrorInfo> {
+    let out = node
+        .output_of("validate")
+        .ok_or_else(|| internal("validate has no recorded output"))?;
+    let out: ValidateOutput = decode(out, "validate output")?;
+    out.instances
+        .get(instance)
+        .cloned()
+        .ok_or_else(|| internal(format!("validate recorded nothing about instance {instance}")))
+}
+
+/// The application this saga created, from the record or (when its outcome is unknown) from
+/// AppIntegrations by namespace and our tag.
+async fn our_application(ports: &OnboardPorts, node: &NodeCtx) -> Result<Option<AppRef>, ErrorInfo> {
+    if let Some(out) = node.output_of("create_application") {
+        return decode(out, "application").map(Some);
+    }
+    let found = ports.apps.find_application(&node.namespace).await?;
+    Ok(found
+        .filter(|app| app.tags.get(SAGA_TAG) == Some(&node.saga_id))
+        .map(|app| AppRef { id: app.id, arn: app.arn }))
+}
+
+/// No side effects: the spec's rules, every instance exists, is active and uses an SLR, the
+/// namespace is free (or ours), and each requested security profile has room.
+struct ValidateStep;
+
+#[async_trait]
+impl StepAction<OnboardPorts> for ValidateStep {
+    async fn run(&self, ports: &OnboardPorts, node: &NodeCtx) -> Result<Value, StepError> {
+        let v = validated(node)?;
+        let mut problems = Vec::new();
+        let mut instances = BTreeMap::new();
+        for id in &v.instance_ids {
+            let info = match ports.connect.describe_instance(id).await {
+                Ok(info) => info,
+                Err(e) if e.kind == ErrorKind::NotFound => {
+                    problems.push(format!("instance {id} does not exist in this account and Region"));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if info.status != "ACTIVE" {
+                problems.push(format!("instance {id} is {}, not ACTIVE", info.status));
+            }
+            match info.service_role.as_deref().filter(|r| r.contains(SLR_MARKER)) {
+                Some(role_arn) => {
+                    let role_name = role_arn.rsplit('/').next().unwrap_or(role_arn).to_string();
+                    instances.insert(
+                        id.clone(),
+                        InstanceFacts { arn: info.arn, alias: info.alias, role_name },
+                    );
+                }
+                None => problems.push(format!(
+                    "instance {id} does not use a service-linked role (ServiceRole is {}); \
+                     third-party applications can only be added to instances with one — migrate \
+                     it first: in the Connect console's account overview choose \"Create \
+                     service-linked role\"",
+                    info.service_role.as_deref().unwrap_or("empty")
+                )),
+            }
+        }
+        if let Some(app) = ports.apps.find_application(&v.namespace).await? {
+            if app.tags.get(SAGA_TAG) != Some(&node.saga_id) {
+                return Err(ErrorInfo::new(
+                    ErrorKind::Conflict,
+                    "NamespaceTaken",
+                    format!("namespace {} already belongs to application {}", v.namespace, app.arn),
+                )
+                .with_fix("Choose another namespace, or offboard or adopt the existing application."));
+            }
+        }
+        for grant in &v.profile_grants {
+            for profile in &grant.profile_ids {
+                let apps = match ports.connect.profile_applications(&grant.instance_id, profile).await {
+                    Ok(apps) => apps,
+                    Err(e) if e.kind == ErrorKind::NotFound => {
+                        problems.push(format!(
+                            "security profile {profile} does not exist in instance {}",
+                            grant.instance_id
+                        ));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let ours = apps.iter().any(|a| a.namespace == v.namespace);
+                if !ours && apps.len() >= PROFILE_APPLICATION_LIMIT {
+                    problems.push(format!(
+                        "security profile {profile} in instance {} already grants {} applications, \
+                         Connect's limit is {PROFILE_APPLICATION_LIMIT}; remove one from it or pick \
+                         another profile",
+                        grant.instance_id,
+                        apps.len()
+                    ));
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ErrorInfo::new(ErrorKind::Invalid, "PreflightFailed", problems.join("; "))
+                .with_fix("Fix each listed problem, then submit the request again."));
+        }
+        encode(&ValidateOutput { instances })
+    }
+
+    async fn undo(&self, _: &OnboardPorts, _: &NodeCtx, _: Option<&Value>) -> Result<(), StepError> {
+        Ok(())
+    }
+}
+
+/// CreateApplication with a ClientToken derived from the saga id and our tag; adopts the
+/// application this saga already created.
+struct CreateApplicationStep;
+
+#[async_trait]
+impl StepAction<OnboardPorts> for CreateApplicationStep {
+    async fn run(&self, ports: &OnboardPorts, node: &NodeCtx) -> Result<Value, StepError> {
+        if let Some(app) = our_application(ports, node).await? {
+            return encode(&app);
+        }
+        let v = validated(node)?;
+        let mut tags: BTreeMap<String, String> = v
+            .spec
+            .tags
+            .iter()
+            .filter(|(k, _)| !k.starts_with(RESERVED_TAG_PREFIX))
+            .map(|(k, val)| (k.clone(), val.clone()))
+            .collect();
+        tags.insert(SAGA_TAG.to_string(), node.saga_id.clone());
+        let req = CreateApplication {
+            spec: v.spec,
+            namespace: node.namespace.clone(),
+            client_token: node.saga_id.clone(),
+            tags,
+        };
+        match ports.apps.create_application(&req).await {
+            Ok(app) => encode(&app),
+            Err(e) if e.kind == ErrorKind::Conflict => match our_application(ports, node).await? {
+                Some(app) => encode(&app),
+                None => Err(e.with_fix(
+                    "Another application took this namespace; choose another namespace or offboard it.",
+                )),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn undo(&self, ports: &OnboardPorts, node: &NodeCtx, output: Option<&Value>) -> Result<(), StepError> {
+        let app = match output {
+            Some(out) => Some(decode::<AppRef>(out, "application")?),
+            None => our_application(ports, node).await?,
+        };
+        let Some(app) = app else { return Ok(()) };
+        match ports.apps.delete_application(&app.id).await {
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// CreateIntegrationAssociation (type APPLICATION) with one instance; adopts an existing one.
+struct AssociateStep;
+
+#[async_trait]
+impl StepAction<OnboardPorts> for AssociateStep {
+    async fn run(&self, ports: &OnboardPorts, node: &NodeCtx) -> Result<Value, StepError> {
+        let instance = target(node)?;
+        let app = our_application(ports, node)
+            .await?
+            .ok_or_else(|| internal("associate ran before the application was recorded"))?;
+        if let Some(existing) = ports.connect.find_association(instance, &app.arn).await? {
+            return encode(&existing);
+        }
+        match ports.connect.create_association(instance, &app.arn).await {
+            Ok(assoc) => encode(&assoc),
+            Err(e) if e.kind == ErrorKind::Conflict => {
+                match ports.connect.find_association(instance, &app.arn).await? {
+                    Some(assoc) => encode(&assoc),
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn undo(&self, ports: &OnboardPorts, node: &NodeCtx, output: Option<&Value>) -> Result<(), StepError> {
+        let instance = target(node)?;
+        let assoc = match output {
+            Some(out) => Some(decode::<AssociationRef>(out, "association")?),
+            None => match our_application(ports, node).await? {
+                Some(app) => ports.connect.find_association(instance, &app.arn).await?,
+                None => None,
+            },
+        };
+        let Some(assoc) = assoc else { return Ok(()) };
+        match ports.connect.delete_association(instance, &assoc.id).await {
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// `grant_slr_policy`'s output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyGrant {
+    pub role_name: String,
+    pub policy_name: String,
+    pub sid: String,
+}
+
+/// Adds this application's statement to the instance SLR's inline policy (commutative edit).
+struct SlrPolicyStep;
+
+#[async_trait]
+impl StepAction<OnboardPorts> for SlrPolicyStep {
+    async fn run(&self, ports: &OnboardPorts, node: &NodeCtx) -> Result<Value, StepError> {
+        let instance = target(node)?;
+        let facts = instance_facts(node, instance)?;
+        let app = our_application(ports, node)
+            .await?
+            .ok_or_else(|| internal("grant_slr_policy ran before the application was recorded"))?;
+        let role = &facts.role_name;
+        let statement = policy::app_statement(&app.id, &app.arn);
+        let current = ports.iam.get_role_policy(role, POLICY_NAME).await?;
+        let next = policy::with_statement(current.as_deref(), &statement)?;
+        if current.as_deref() != Some(next.as_str()) {
+            let mut others = 0;
+            for name in ports.iam.list_role_policies(role).await? {
+                if name != POLICY_NAME {
+                    if let Some(doc) = ports.iam.get_role_policy(role, &name).await? {
+                        others += policy::policy_chars(&doc);
+                    }
+                }
+            }
+            let total = others + policy::policy_chars(&next);
+            if total > INLINE_POLICY_BUDGET {
+                return Err(ErrorInfo::new(
+                    ErrorKind::QuotaExceeded,
+                    "PolicyBudgetExceeded",
+                    format!(
+                        "adding this application's statement would make role {role}'s inline \
+                         policies {total} characters; IAM allows {INLINE_POLICY_BUDGET}"
+                    ),
+                )
+                .with_fix(format!(
+                    "Offboard unused applications from instance {instance} or remove unused inline \
+                     policies from {role}, then submit again."
+                )));
+            }
+            ports.iam.put_role_policy(role, POLICY_NAME, &next).await?;
+        }
+        encode(&PolicyGrant {
+            role_name: role.clone(),
+            policy_name: POLICY_NAME.to_string(),
+            sid: policy::statement_sid(&app.id),
+        })
+    }
+
+    async fn undo(&self, ports: &OnboardPorts, node: &NodeCtx, output: Option<&Value>) -> Result<(), StepError> {
+        let instance = target(node)?;
+        let grant = match output {
+            Some(out) => decode::<PolicyGrant>(out, "policy grant")?,
+            None => {
+                let Some(app) = our_application(ports, node).await? else { return Ok(()) };
+                let Ok(facts) = instance_facts(node, instance) else { return Ok(()) };
+                PolicyGrant {
+                    role_name: facts.role_name,
+                    policy_name: POLICY_NAME.to_string(),
+                    sid: policy::statement_sid(&app.id),
+                }
+            }
+        };
+        let role = &grant.role_name;
+        let Some(current) = ports.iam.get_role_policy(role, &grant.policy_name).await? else {
+            return Ok(());
+        };
+        match policy::without_statement(&current, &grant.sid)? {
+            Some(next) if next == current => Ok(()),
+            Some(next) => ports.iam.put_role_policy(role, &grant.policy_name, &next).await,
+            None => match ports.iam.delete_role_policy(role, &grant.policy_name).await {
+                Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+                other => other,
+            },
+        }
+    }
+}
+
+/// Adds `{namespace, ["ACCESS"]}` to each requested security profile of one instance.
+struct ProfilesStep;
+
+fn requested_profiles(node: &NodeCtx, instance: &str) -> Result<Vec<String>, ErrorInfo> {
+    let v = validated(node)?;
+    Ok(v.profile_grants
+        .into_iter()
+        .filter(|g| g.instance_id == instance)
+        .flat_map(|g| g.profile_ids)
+        .collect())
+}
+
+#[async_trait]
+impl StepAction<OnboardPorts> for ProfilesStep {
+    async fn run(&self, ports: &OnboardPorts, node: &NodeCtx) -> Result<Value, StepError> {
+        let instance = target(node)?;
+        let profiles = requested_profiles(node, instance)?;
+        for profile in &profiles {
+            let mut apps = ports.connect.profile_applications(instance, profile).await?;
+            if apps.iter().any(|a| a.namespace == node.namespace) {
+                continue;
+            }
+            if apps.len() >= PROFILE_APPLICATION_LIMIT {
+                return Err(ErrorInfo::new(
+                    ErrorKind::QuotaExceeded,
+                    "SecurityProfileFull",
+                    format!(
+                        "security profile {profile} in instance {instance} already grants \
+                         {PROFILE_APPLICATION_LIMIT} applications"
+                    ),
+                )
+                .with_fix("Remove an application from the profile or choose another profile."));
+            }
+            apps.push(ProfileApplication {
+                namespace: node.namespace.clone(),
+                permissions: vec!["ACCESS".into()],
+            });
+            ports.connect.set_profile_applications(instance, profile, &apps).await?;
+        }
+        Ok(json!({ "profiles": profiles }))
+    }
+
+    async fn undo(&self, ports: &OnboardPorts, node: &NodeCtx, _: Option<&Value>) -> Result<(), StepError> {
+        let instance = target(node)?;
+        for profile in requested_profiles(node, instance)? {
+            let apps = match ports.connect.profile_applications(instance, &profile).await {
+                Ok(apps) => apps,
+                Err(e) if e.kind == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if !apps.iter().any(|a| a.namespace == node.namespace) {
+                continue;
+            }
+            let rest: Vec<ProfileApplication> =
+                apps.into_iter().filter(|a| a.namespace != node.namespace).collect();
+            ports.connect.set_profile_applications(instance, &profile, &rest).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Confirms the end state (the application and every association exist) and records the
+/// summary the status page shows.
+struct ActivateStep;
+
+#[async_trait]
+impl StepAction<OnboardPorts> for ActivateStep {
+    async fn run(&self, ports: &OnboardPorts, node: &NodeCtx) -> Result<Value, StepError> {
+        let app = our_application(ports, node)
+            .await?
+            .ok_or_else(|| internal("activate ran before the application was recorded"))?;
+        let v = validated(node)?;
+        let mut associations = BTreeMap::new();
+        for instance in &v.instance_ids {
+            let assoc = ports.connect.find_association(instance, &app.arn).await?.ok_or_else(|| {
+                ErrorInfo::new(
+                    ErrorKind::Conflict,
+                    "AssociationMissing",
+                    format!("the association with instance {instance} disappeared during onboarding"),
+                )
+                .with_fix("Someone removed it concurrently; submit the request again.")
+            })?;
+            associations.insert(instance.clone(), assoc.arn);
+        }
+        Ok(json!({ "applicationArn": app.arn, "associations": associations }))
+    }
+
+    async fn undo(&self, _: &OnboardPorts, _: &NodeCtx, _: Option<&Value>) -> Result<(), StepError> {
+        Ok(())
+    }
+}

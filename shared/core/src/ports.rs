@@ -1,0 +1,130 @@
+//! Narrow ports for the AWS services the sagas change. Adapters implement them with the
+//! aws-sdk crates (or the sandbox / in-memory fakes) and map every service error to an
+//! [`ErrorInfo`] whose kind drives retry or rollback. "Not found" is reported as an error of
+//! kind [`ErrorKind::NotFound`](crate::error::ErrorKind::NotFound) by deletes and as `None` by
+//! finders.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorInfo;
+use crate::spec::ApplicationSpec;
+
+/// An AppIntegrations application's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppRef {
+    pub id: String,
+    pub arn: String,
+}
+
+/// An existing application, as far as ownership checks need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplicationInfo {
+    pub id: String,
+    pub arn: String,
+    pub namespace: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// What CreateApplication needs besides the spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateApplication {
+    pub spec: ApplicationSpec,
+    pub namespace: String,
+    /// Derived from the saga id so a replayed call returns the first result.
+    pub client_token: String,
+    /// The spec's tags plus ours (the saga id), by which a replay recognises its own app.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Amazon AppIntegrations applications.
+#[async_trait]
+pub trait AppIntegrationsPort: Send + Sync {
+    async fn create_application(&self, req: &CreateApplication) -> Result<AppRef, ErrorInfo>;
+    /// The application that owns `namespace`, if any.
+    async fn find_application(&self, namespace: &str)
+        -> Result<Option<ApplicationInfo>, ErrorInfo>;
+    /// Delete by id or ARN. Refused while associations exist.
+    async fn delete_application(&self, id_or_arn: &str) -> Result<(), ErrorInfo>;
+}
+
+/// A Connect instance as the saga needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceInfo {
+    pub id: String,
+    pub arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// e.g. `ACTIVE`.
+    pub status: String,
+    /// `DescribeInstance.ServiceRole`: the instance's IAM role ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_role: Option<String>,
+}
+
+/// An integration association of an application with an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssociationRef {
+    pub id: String,
+    pub arn: String,
+}
+
+/// One application grant in a security profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileApplication {
+    pub namespace: String,
+    pub permissions: Vec<String>,
+}
+
+/// Amazon Connect instances, integration associations and security-profile grants.
+#[async_trait]
+pub trait ConnectPort: Send + Sync {
+    async fn describe_instance(&self, instance_id: &str) -> Result<InstanceInfo, ErrorInfo>;
+    /// The APPLICATION association of `app_arn` with the instance, if any.
+    async fn find_association(
+        &self,
+        instance_id: &str,
+        app_arn: &str,
+    ) -> Result<Option<AssociationRef>, ErrorInfo>;
+    async fn create_association(
+        &self,
+        instance_id: &str,
+        app_arn: &str,
+    ) -> Result<AssociationRef, ErrorInfo>;
+    async fn delete_association(
+        &self,
+        instance_id: &str,
+        association_id: &str,
+    ) -> Result<(), ErrorInfo>;
+    /// Every application grant of a security profile (all pages).
+    async fn profile_applications(
+        &self,
+        instance_id: &str,
+        profile_id: &str,
+    ) -> Result<Vec<ProfileApplication>, ErrorInfo>;
+    /// Replace the profile's application grants with `apps`.
+    async fn set_profile_applications(
+        &self,
+        instance_id: &str,
+        profile_id: &str,
+        apps: &[ProfileApplication],
+    ) -> Result<(), ErrorInfo>;
+}
+
+/// IAM inline policies of a role.
+#[async_trait]
+pub trait IamPort: Send + Sync {
+    /// The decoded policy document, or `None` when the role has no such inline policy.
+    async fn get_role_policy(&self, role: &str, policy: &str) -> Result<Option<String>, ErrorInfo>;
+    async fn put_role_policy(&self, role: &str, policy: &str, document: &str)
+        -> Result<(), ErrorInfo>;
+    async fn delete_role_policy(&self, role: &str, policy: &str) -> Result<(), ErrorInfo>;
+    /// Names of the role's inline policies (all pages).
+    async fn list_role_policies(&self, role: &str) -> Result<Vec<String>, ErrorInfo>;
+}

@@ -1,0 +1,237 @@
+//! The persisted saga record: status, lease, per-node states and the append-only log.
+//!
+//! One record per saga; every change bumps `version` and is written with a condition on the
+//! previous version, so two workers can never both advance one saga.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::ErrorInfo;
+
+/// Milliseconds since the Unix epoch; every timestamp in a record uses it.
+pub type Millis = u64;
+
+/// Overall state of a saga.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SagaStatus {
+    /// Recorded, no step started yet.
+    Pending,
+    /// Running actions forward.
+    Running,
+    /// A terminal failure happened; undoing completed steps in reverse order.
+    RollingBack,
+    /// Every action succeeded.
+    Succeeded,
+    /// Every touched resource was undone; `cause` says why.
+    RolledBack,
+    /// An undo failed; resources may remain; needs an operator and a re-drive.
+    RollbackFailed,
+}
+
+impl SagaStatus {
+    pub const ALL: [SagaStatus; 6] = [
+        SagaStatus::Pending,
+        SagaStatus::Running,
+        SagaStatus::RollingBack,
+        SagaStatus::Succeeded,
+        SagaStatus::RolledBack,
+        SagaStatus::RollbackFailed,
+    ];
+
+    /// The wire name, e.g. `ROLLBACK_FAILED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SagaStatus::Pending => "PENDING",
+            SagaStatus::Running => "RUNNING",
+            SagaStatus::RollingBack => "ROLLING_BACK",
+            SagaStatus::Succeeded => "SUCCEEDED",
+            SagaStatus::RolledBack => "ROLLED_BACK",
+            SagaStatus::RollbackFailed => "ROLLBACK_FAILED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SagaStatus> {
+        SagaStatus::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Finished for good: nothing more will happen without a new saga.
+    pub fn is_finished(self) -> bool {
+        matches!(self, SagaStatus::Succeeded | SagaStatus::RolledBack)
+    }
+
+    /// Holds its namespace: an active or ROLLBACK_FAILED saga blocks other sagas on the same
+    /// namespace, because its resources may still exist.
+    pub fn holds_namespace(self) -> bool {
+        !self.is_finished()
+    }
+
+    /// An engine may pick it up and make progress.
+    pub fn is_runnable(self) -> bool {
+        matches!(
+            self,
+            SagaStatus::Pending | SagaStatus::Running | SagaStatus::RollingBack
+        )
+    }
+}
+
+impl std::fmt::Display for SagaStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The state of one node (a step, or one fan-out branch of a step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NodeState {
+    Pending,
+    /// Written before the action's side effect; on resume the action runs again.
+    Started,
+    Succeeded,
+    /// The action failed terminally; it may still have had an effect, so it is undone too.
+    Failed,
+    /// Written before the undo's side effect; on resume the undo runs again.
+    UndoStarted,
+    Undone,
+    UndoFailed,
+    /// Not undone because an undo of a later step failed first; a re-drive undoes it.
+    UndoBlocked,
+}
+
+impl NodeState {
+    /// Whether the node's action may have touched the world, so rollback must undo it.
+    pub fn needs_undo(self) -> bool {
+        matches!(
+            self,
+            NodeState::Started
+                | NodeState::Succeeded
+                | NodeState::Failed
+                | NodeState::UndoStarted
+                | NodeState::UndoFailed
+                | NodeState::UndoBlocked
+        )
+    }
+}
+
+/// One node of a saga: a step, or one target of a fan-out step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeRecord {
+    pub step: String,
+    /// The fan-out target (an instance id) or `None` for a step that runs once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    pub state: NodeState,
+    /// Action attempts made, across resumes.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Undo attempts made, across resumes.
+    #[serde(default)]
+    pub undo_attempts: u32,
+    /// What the action produced (ARNs, ids); kept for the undo and for status pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Millis>,
+}
+
+impl NodeRecord {
+    /// `step` or `step[target]`: the node's name in logs and errors.
+    pub fn key(&self) -> String {
+        node_key(&self.step, self.target.as_deref())
+    }
+}
+
+/// `step` or `step[target]`.
+pub fn node_key(step: &str, target: Option<&str>) -> String {
+    match target {
+        Some(t) => format!("{step}[{t}]"),
+        None => step.to_string(),
+    }
+}
+
+/// One line of the saga's append-only history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogEntry {
+    pub at: Millis,
+    /// `step` or `step[target]`, or `saga` for saga-level events.
+    pub node: String,
+    /// e.g. `started`, `succeeded`, `failed`, `retry`, `undo_started`, `undone`, `undo_failed`,
+    /// `undo_blocked`, `lease_taken`, `rollback_started`, `redriven`.
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The worker that wrote it.
+    pub owner: String,
+}
+
+/// Who holds the saga and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lease {
+    pub owner: String,
+    pub expires_at: Millis,
+}
+
+/// The whole persisted state of one saga.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SagaRecord {
+    pub id: String,
+    /// The saga definition's name, e.g. `onboard`.
+    pub kind: String,
+    /// The AppIntegrations namespace the saga works on; one active saga per namespace.
+    pub namespace: String,
+    pub status: SagaStatus,
+    /// Bumped on every write; writes are conditional on the previous value.
+    pub version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+    /// The request the saga carries out (e.g. the application spec), as submitted.
+    pub input: Value,
+    /// Fan-out targets (instance ids), fixed at creation.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    pub nodes: Vec<NodeRecord>,
+    #[serde(default)]
+    pub log: Vec<LogEntry>,
+    /// Why the saga rolled back (the first terminal action error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<ErrorInfo>,
+    /// Why the rollback failed (the first undo error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo_error: Option<ErrorInfo>,
+    /// The idempotency key it was submitted under, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// Hash of the submitted payload, to tell a repeat from a different request under one key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_hash: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+impl SagaRecord {
+    /// The lease's expiry, or 0 when nobody holds it (used by the reconciler's query).
+    pub fn lease_expires_at(&self) -> Millis {
+        self.lease.as_ref().map_or(0, |l| l.expires_at)
+    }
+
+    /// The node for `step` and `target`, if the saga has one.
+    pub fn node(&self, step: &str, target: Option<&str>) -> Option<&NodeRecord> {
+        self.nodes
+            .iter()
+            .find(|n| n.step == step && n.target.as_deref() == target)
+    }
+
+    /// The output of a step that runs once (e.g. the created application's ARN).
+    pub fn output_of(&self, step: &str) -> Option<&Value> {
+        self.node(step, None).and_then(|n| n.output.as_ref())
+    }
+}

@@ -1,0 +1,108 @@
+//! The `SagaStore` port: where saga records and idempotency keys live.
+//!
+//! Two adapters implement it (DynamoDB and an embedded database) and both must pass
+//! `testkit::store_contract`. Every write that changes a saga is conditional on its version.
+
+use async_trait::async_trait;
+
+use crate::record::{Millis, SagaRecord, SagaStatus};
+
+/// Errors a store returns. `VersionConflict` and `NamespaceBusy` are expected outcomes of
+/// races; the others are infrastructure failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The saga's stored version is not the one the write expected: someone else advanced it.
+    #[error("saga {id} was changed concurrently (expected version {expected}); reload and retry")]
+    VersionConflict { id: String, expected: u64 },
+    /// A saga with this id already exists.
+    #[error("saga {id} already exists")]
+    AlreadyExists { id: String },
+    /// Another saga that still holds the namespace (active or ROLLBACK_FAILED) exists.
+    #[error("namespace {namespace} is held by saga {saga_id}; wait for it to finish or re-drive it")]
+    NamespaceBusy { namespace: String, saga_id: String },
+    /// The saga does not exist.
+    #[error("saga {id} not found")]
+    NotFound { id: String },
+    /// A stored item could not be decoded.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The backing database failed (network, throttling, I/O).
+    #[error("store backend failed: {0}")]
+    Backend(String),
+}
+
+/// The result of claiming an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyClaim {
+    /// The key is ours now (it was free, or a previous claim's in-progress window expired).
+    Claimed,
+    /// The key was already completed with the same payload: here is its saga.
+    Existing { saga_id: String },
+    /// The key was already used with a different payload.
+    PayloadMismatch { saga_id: Option<String> },
+    /// Another request holds the key and its in-progress window has not expired.
+    InProgress { expires_at: Millis },
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub items: Vec<SagaRecord>,
+    /// Opaque; pass back to get the next page. `None` when there are no more.
+    pub next: Option<String>,
+}
+
+/// Persistence for saga records and idempotency keys.
+#[async_trait]
+pub trait SagaStore: Send + Sync {
+    /// Store a new saga (its `version` is the initial one). Fails with `AlreadyExists` for a
+    /// known id and `NamespaceBusy` when another saga holds the namespace; on failure nothing
+    /// is written.
+    async fn create(&self, record: &SagaRecord) -> Result<(), StoreError>;
+
+    /// Load a saga.
+    async fn get(&self, id: &str) -> Result<Option<SagaRecord>, StoreError>;
+
+    /// Replace a saga if its stored version is `expected_version`; `record.version` must be
+    /// greater. When the new status no longer holds the namespace, the namespace is released in
+    /// the same atomic write.
+    async fn update(&self, record: &SagaRecord, expected_version: u64) -> Result<(), StoreError>;
+
+    /// Sagas with `status`, oldest update first, `limit` per page.
+    async fn list_by_status(
+        &self,
+        status: SagaStatus,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> Result<Page, StoreError>;
+
+    /// Runnable sagas (PENDING, RUNNING, ROLLING_BACK) whose lease is absent or expired at
+    /// `now`: the reconciler resumes them.
+    async fn list_stalled(&self, now: Millis, limit: usize) -> Result<Vec<SagaRecord>, StoreError>;
+
+    /// The saga that currently holds `namespace`, if any.
+    async fn namespace_holder(&self, namespace: &str) -> Result<Option<String>, StoreError>;
+
+    /// Claim `key` for a request whose payload hashes to `payload_hash`. A claim is in progress
+    /// until `in_progress_until`; after that another request may take it over (a crashed claim
+    /// never blocks forever). `expires_at` is when the whole record may be deleted (TTL).
+    async fn claim_idempotency(
+        &self,
+        key: &str,
+        payload_hash: &str,
+        now: Millis,
+        in_progress_until: Millis,
+        expires_at: Millis,
+    ) -> Result<IdempotencyClaim, StoreError>;
+
+    /// Mark a claimed key as done with `saga_id`.
+    async fn complete_idempotency(
+        &self,
+        key: &str,
+        payload_hash: &str,
+        saga_id: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Give a claimed key back (the request failed before creating anything).
+    async fn release_idempotency(&self, key: &str, payload_hash: &str) -> Result<(), StoreError>;
+}

@@ -1,0 +1,9 @@
+//! Test helpers shared by this crate's tests and the adapter crates (feature `testkit`):
+//! an in-memory store, a manual clock, the store contract suite and a fake AWS world.
+
+pub mod clock;
+pub mod memory_store;
+pub mod store_contract;
+
+pub use clock::{FixedRandom, ManualClock};
+pub use memory_store::MemoryStore;
