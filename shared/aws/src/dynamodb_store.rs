@@ -19,7 +19,11 @@
 //!   compare the exact `expiresAt` (millis) rather than trusting the item to be gone.
 //! * A saga that holds its namespace (active or ROLLBACK_FAILED) owns the guard item; `create`
 //!   writes both in one transaction and the update that leaves the namespace deletes the guard
-//!   in the same transaction, only if it is still this saga's.
+//!   in the same transaction, only if it is still this saga's. An update that keeps holding is a
+//!   single conditional put: it never re-acquires a guard (no status goes back from finished).
+//! * `get` and `namespace_holder` read consistently; the listings read `gsi1`, which DynamoDB
+//!   keeps eventually consistent, so they may lag a write by a moment (re-read a saga with `get`
+//!   before acting on it).
 //!
 //! # Table definition (mirror it in the SAM template)
 //!
@@ -37,6 +41,7 @@
 //! [`create_table`] creates exactly this (for tests and the local CLI).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -47,8 +52,8 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, CancellationReason, Delete,
     GlobalSecondaryIndex, IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType, Put,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus,
-    TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    TimeToLiveStatus, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
 use onboard_core::record::{Millis, SagaRecord, SagaStatus};
@@ -70,6 +75,8 @@ const COMPLETED: &str = "COMPLETED";
 /// How often a transaction cancelled only by `TransactionConflict` (another transaction on the
 /// same item in flight) is retried before giving up; the SDK's own retries do not cover it.
 const TX_CONFLICT_ATTEMPTS: u32 = 5;
+/// Room left for the other attributes under DynamoDB's 400 KB item limit.
+const MAX_BODY_BYTES: usize = 400 * 1024 - 2 * 1024;
 /// How often a read-after-failed-condition race (the conflicting item vanished) is retried.
 const RACE_ATTEMPTS: u32 = 3;
 
@@ -109,6 +116,14 @@ impl DynamoSagaStore {
         let body = serde_json::to_string(record).map_err(|e| {
             StoreError::Corrupt(format!("saga {} cannot be encoded: {e}", record.id))
         })?;
+        if body.len() > MAX_BODY_BYTES {
+            return Err(StoreError::Backend(format!(
+                "saga {} is {} bytes as JSON; a DynamoDB item holds at most 400 KB \
+                 (trim its log or node outputs)",
+                record.id,
+                body.len()
+            )));
+        }
         let mut item = saga_key(&record.id);
         item.insert("version".into(), n(record.version));
         item.insert("status".into(), s(record.status.as_str()));
@@ -118,8 +133,7 @@ impl DynamoSagaStore {
         item.insert("body".into(), s(body));
         item.insert("gsi1pk".into(), s(status_pk(record.status)));
         item.insert("gsi1sk".into(), s(sort_key(record.updated_at, &record.id)));
-        if let (true, Some(retention)) =
-            (record.status.is_finished(), self.finished_retention_secs)
+        if let (true, Some(retention)) = (record.status.is_finished(), self.finished_retention_secs)
         {
             let expires = (record.updated_at / 1000).saturating_add(retention);
             item.insert(TTL_ATTRIBUTE.into(), n(expires));
@@ -152,6 +166,7 @@ impl DynamoSagaStore {
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(items.clone()))
+                .client_request_token(request_token())
                 .send()
                 .await
             {
@@ -163,7 +178,9 @@ impl DynamoSagaStore {
             {
                 let reasons = e.cancellation_reasons();
                 let conditional = reasons.iter().any(|r| r.code() == Some(CCF));
-                let conflict = reasons.iter().any(|r| r.code() == Some("TransactionConflict"));
+                let conflict = reasons
+                    .iter()
+                    .any(|r| r.code() == Some("TransactionConflict"));
                 if conditional {
                     return Err(TxError::Cancelled(reasons.to_vec()));
                 }
@@ -598,7 +615,11 @@ impl SagaStore for DynamoSagaStore {
 }
 
 /// The claim outcome from the item that made our conditional put fail.
-fn decide_claim(key: &str, item: &Item, payload_hash: &str) -> Result<IdempotencyClaim, StoreError> {
+fn decide_claim(
+    key: &str,
+    item: &Item,
+    payload_hash: &str,
+) -> Result<IdempotencyClaim, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("idempotency key {key:?}: {what}"));
     let stored_hash = str_attr(item, "payloadHash").ok_or_else(|| corrupt("no payloadHash"))?;
     let saga_id = str_attr(item, "sagaId").map(str::to_string);
@@ -624,9 +645,8 @@ fn decide_claim(key: &str, item: &Item, payload_hash: &str) -> Result<Idempotenc
 fn decode_saga(item: &Item, id: &str) -> Result<SagaRecord, StoreError> {
     let body = str_attr(item, "body")
         .ok_or_else(|| StoreError::Corrupt(format!("saga {id}: item has no string body")))?;
-    let record: SagaRecord = serde_json::from_str(body).map_err(|e| {
-        StoreError::Corrupt(format!("saga {id}: body is not a saga record: {e}"))
-    })?;
+    let record: SagaRecord = serde_json::from_str(body)
+        .map_err(|e| StoreError::Corrupt(format!("saga {id}: body is not a saga record: {e}")))?;
     if record.id != id {
         return Err(StoreError::Corrupt(format!(
             "saga {id}: body belongs to saga {}",
@@ -646,7 +666,9 @@ fn decode_saga(item: &Item, id: &str) -> Result<SagaRecord, StoreError> {
 fn decode_row(item: &Item) -> Result<SagaRecord, StoreError> {
     let id = str_attr(item, "pk")
         .and_then(|pk| pk.strip_prefix("SAGA#"))
-        .ok_or_else(|| StoreError::Corrupt(format!("{GSI1} row is not a saga: {:?}", item.get("pk"))))?;
+        .ok_or_else(|| {
+            StoreError::Corrupt(format!("{GSI1} row is not a saga: {:?}", item.get("pk")))
+        })?;
     decode_saga(item, id)
 }
 
@@ -654,7 +676,9 @@ fn decode_row(item: &Item) -> Result<SagaRecord, StoreError> {
 fn cursor_key(status: SagaStatus, cursor: &str) -> Result<Item, StoreError> {
     let id = cursor
         .split_once('#')
-        .filter(|(ts, id)| ts.len() == 15 && ts.bytes().all(|b| b.is_ascii_digit()) && !id.is_empty())
+        .filter(|(ts, id)| {
+            ts.len() == 15 && ts.bytes().all(|b| b.is_ascii_digit()) && !id.is_empty()
+        })
         .map(|(_, id)| id)
         .ok_or_else(|| StoreError::Corrupt(format!("invalid list cursor {cursor:?}")))?;
     let mut key = saga_key(id);
@@ -733,6 +757,21 @@ where
 
 fn build_error(err: BuildError) -> StoreError {
     StoreError::Backend(format!("building a DynamoDB request failed: {err}"))
+}
+
+/// A unique token per transaction attempt: if the SDK retries a transaction that DynamoDB
+/// already applied (the response was lost), DynamoDB answers success instead of our own write
+/// failing its condition and surfacing as a false VersionConflict/AlreadyExists.
+fn request_token() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    // At most 36 characters, as TransactWriteItems requires.
+    let mut token = format!("{nanos:x}-{:x}-{count:x}", std::process::id());
+    token.truncate(36);
+    token
 }
 
 /// Exponential backoff with a little jitter (from the clock: no RNG dependency needed).

@@ -293,7 +293,11 @@ async fn finishing_releases_only_our_own_guard() {
     rec.version = 2;
     store.update(&rec, 1).await.unwrap();
     assert_eq!(
-        store.namespace_holder("shared-ns").await.unwrap().as_deref(),
+        store
+            .namespace_holder("shared-ns")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("other")
     );
     assert_eq!(store.get("mine").await.unwrap().unwrap().version, 2);
@@ -319,7 +323,10 @@ async fn update_distinguishes_missing_from_stale_in_both_write_paths() {
         stale.status = status;
         stale.version = 8;
         let err = store.update(&stale, 7).await.unwrap_err();
-        assert!(matches!(err, StoreError::VersionConflict { expected: 7, .. }), "{err:?}");
+        assert!(
+            matches!(err, StoreError::VersionConflict { expected: 7, .. }),
+            "{err:?}"
+        );
         let mut missing = stale.clone();
         missing.id = "nope".into();
         let err = store.update(&missing, 7).await.unwrap_err();
@@ -339,8 +346,15 @@ async fn idempotency_key_gets_a_ttl_and_expired_keys_are_free() {
         .unwrap();
     assert_eq!(claim, IdempotencyClaim::Claimed);
     let item = raw_item(&client, &table, "IDEM#k", "IDEM").await.unwrap();
-    assert_eq!(num(&item, "ttl"), Some(10_001), "ttl is seconds, rounded up");
-    store.complete_idempotency("k", "h1", "saga-1").await.unwrap();
+    assert_eq!(
+        num(&item, "ttl"),
+        Some(10_001),
+        "ttl is seconds, rounded up"
+    );
+    store
+        .complete_idempotency("k", "h1", "saga-1")
+        .await
+        .unwrap();
     assert_eq!(
         store
             .claim_idempotency("k", "h1", 2_000, 62_000, 10_000_500)
@@ -358,6 +372,19 @@ async fn idempotency_key_gets_a_ttl_and_expired_keys_are_free() {
             .unwrap(),
         IdempotencyClaim::Claimed
     );
+}
+
+#[tokio::test]
+async fn oversized_record_is_refused_with_a_clear_error() {
+    let (_, _, store) = fresh().await;
+    let mut rec = record("big", "ns-big", SagaStatus::Pending, 1);
+    rec.input = serde_json::json!({ "blob": "x".repeat(500 * 1024) });
+    match store.create(&rec).await {
+        Err(StoreError::Backend(msg)) => assert!(msg.contains("400 KB"), "{msg}"),
+        other => panic!("expected Backend, got {other:?}"),
+    }
+    assert_eq!(store.get("big").await.unwrap(), None);
+    assert_eq!(store.namespace_holder("ns-big").await.unwrap(), None);
 }
 
 #[tokio::test]

@@ -162,7 +162,11 @@ impl<C: ?Sized + Send + Sync + 'static> Engine<C> {
                 expected: self.def.kind.to_string(),
             });
         }
-        if let Some(node) = record.nodes.iter().find(|n| self.def.step(&n.step).is_none()) {
+        if let Some(node) = record
+            .nodes
+            .iter()
+            .find(|n| self.def.step(&n.step).is_none())
+        {
             return Err(EngineError::UnknownStep {
                 id: id.to_string(),
                 step: node.step.clone(),
@@ -233,14 +237,7 @@ impl<C: ?Sized + Send + Sync + 'static> Engine<C> {
 }
 
 impl SagaRecord {
-    fn push_log(
-        &mut self,
-        at: u64,
-        node: &str,
-        event: &str,
-        detail: Option<String>,
-        owner: &str,
-    ) {
+    fn push_log(&mut self, at: u64, node: &str, event: &str, detail: Option<String>, owner: &str) {
         self.log.push(LogEntry {
             at,
             node: node.to_string(),
@@ -390,7 +387,10 @@ impl<C: ?Sized + Send + Sync + 'static> Run<'_, C> {
             if let Some(blocker) = &undo_error {
                 let now = self.engine.clock.now();
                 let owner = self.engine.owner.clone();
-                let detail = format!("not undone because an undo failed first: {}", blocker.message);
+                let detail = format!(
+                    "not undone because an undo failed first: {}",
+                    blocker.message
+                );
                 if !todo.is_empty() {
                     self.write(|r| {
                         for &idx in &todo {
@@ -454,7 +454,12 @@ impl<C: ?Sized + Send + Sync + 'static> Run<'_, C> {
 
     /// Run one node's action (or undo) with retries. Returns whether it ended well; a `false`
     /// is recorded in the node (FAILED / UNDO_FAILED) before returning.
-    async fn run_node(&self, idx: usize, step: &StepDef<C>, phase: Phase) -> Result<bool, EngineError> {
+    async fn run_node(
+        &self,
+        idx: usize,
+        step: &StepDef<C>,
+        phase: Phase,
+    ) -> Result<bool, EngineError> {
         let e = self.engine;
         let (policy, started, ok_state, bad_state, ev_start, ev_ok, ev_bad): (
             &RetryPolicy,

@@ -30,7 +30,8 @@ pub const SAGA_TAG: &str = "connect-onboarding:saga-id";
 /// Connect's per-profile limit on application grants.
 pub const PROFILE_APPLICATION_LIMIT: usize = 10;
 /// Marks a service-linked role in `DescribeInstance.ServiceRole`.
-const SLR_MARKER: &str = ":role/aws-service-role/connect.amazonaws.com/AWSServiceRoleForAmazonConnect_";
+const SLR_MARKER: &str =
+    ":role/aws-service-role/connect.amazonaws.com/AWSServiceRoleForAmazonConnect_";
 
 /// The ports the onboard saga's steps call.
 pub struct OnboardPorts {
@@ -73,7 +74,11 @@ pub fn definition(config: &OnboardConfig) -> SagaDef<OnboardPorts> {
 /// A new onboard saga for a validated spec.
 pub fn new_saga(id: impl Into<String>, validated: &Validated) -> Result<NewSaga, ErrorInfo> {
     let input = serde_json::to_value(&validated.spec).map_err(|e| {
-        ErrorInfo::new(ErrorKind::Invalid, "InvalidSpec", format!("spec cannot be encoded: {e}"))
+        ErrorInfo::new(
+            ErrorKind::Invalid,
+            "InvalidSpec",
+            format!("spec cannot be encoded: {e}"),
+        )
     })?;
     Ok(NewSaga {
         id: id.into(),
@@ -93,8 +98,12 @@ fn internal(message: impl Into<String>) -> ErrorInfo {
 /// The validated spec carried by a saga.
 fn validated(node: &NodeCtx) -> Result<Validated, ErrorInfo> {
     let spec: ApplicationSpec = serde_json::from_value((*node.input).clone()).map_err(|e| {
-        ErrorInfo::new(ErrorKind::Invalid, "InvalidSpec", format!("the saga input is not a spec: {e}"))
-            .with_fix("Submit the application spec again.")
+        ErrorInfo::new(
+            ErrorKind::Invalid,
+            "InvalidSpec",
+            format!("the saga input is not a spec: {e}"),
+        )
+        .with_fix("Submit the application spec again.")
     })?;
     spec.validate().map_err(|errs| {
         ErrorInfo::new(ErrorKind::Invalid, "InvalidSpec", errs.to_string())
@@ -109,7 +118,8 @@ fn target(node: &NodeCtx) -> Result<&str, ErrorInfo> {
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(value: &Value, what: &str) -> Result<T, ErrorInfo> {
-    serde_json::from_value(value.clone()).map_err(|e| internal(format!("recorded {what} is unreadable: {e}")))
+    serde_json::from_value(value.clone())
+        .map_err(|e| internal(format!("recorded {what} is unreadable: {e}")))
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Value, ErrorInfo> {
@@ -139,22 +149,29 @@ fn instance_facts(node: &NodeCtx, instance: &str) -> Result<InstanceFacts, Error
         .output_of("validate")
         .ok_or_else(|| internal("validate has no recorded output"))?;
     let out: ValidateOutput = decode(out, "validate output")?;
-    out.instances
-        .get(instance)
-        .cloned()
-        .ok_or_else(|| internal(format!("validate recorded nothing about instance {instance}")))
+    out.instances.get(instance).cloned().ok_or_else(|| {
+        internal(format!(
+            "validate recorded nothing about instance {instance}"
+        ))
+    })
 }
 
 /// The application this saga created, from the record or (when its outcome is unknown) from
 /// AppIntegrations by namespace and our tag.
-async fn our_application(ports: &OnboardPorts, node: &NodeCtx) -> Result<Option<AppRef>, ErrorInfo> {
+async fn our_application(
+    ports: &OnboardPorts,
+    node: &NodeCtx,
+) -> Result<Option<AppRef>, ErrorInfo> {
     if let Some(out) = node.output_of("create_application") {
         return decode(out, "application").map(Some);
     }
     let found = ports.apps.find_application(&node.namespace).await?;
     Ok(found
         .filter(|app| app.tags.get(SAGA_TAG) == Some(&node.saga_id))
-        .map(|app| AppRef { id: app.id, arn: app.arn }))
+        .map(|app| AppRef {
+            id: app.id,
+            arn: app.arn,
+        }))
 }
 
 /// No side effects: the spec's rules, every instance exists, is active and uses an SLR, the
@@ -171,7 +188,9 @@ impl StepAction<OnboardPorts> for ValidateStep {
             let info = match ports.connect.describe_instance(id).await {
                 Ok(info) => info,
                 Err(e) if e.kind == ErrorKind::NotFound => {
-                    problems.push(format!("instance {id} does not exist in this account and Region"));
+                    problems.push(format!(
+                        "instance {id} does not exist in this account and Region"
+                    ));
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -179,12 +198,20 @@ impl StepAction<OnboardPorts> for ValidateStep {
             if info.status != "ACTIVE" {
                 problems.push(format!("instance {id} is {}, not ACTIVE", info.status));
             }
-            match info.service_role.as_deref().filter(|r| r.contains(SLR_MARKER)) {
+            match info
+                .service_role
+                .as_deref()
+                .filter(|r| r.contains(SLR_MARKER))
+            {
                 Some(role_arn) => {
                     let role_name = role_arn.rsplit('/').next().unwrap_or(role_arn).to_string();
                     instances.insert(
                         id.clone(),
-                        InstanceFacts { arn: info.arn, alias: info.alias, role_name },
+                        InstanceFacts {
+                            arn: info.arn,
+                            alias: info.alias,
+                            role_name,
+                        },
                     );
                 }
                 None => problems.push(format!(
@@ -201,14 +228,23 @@ impl StepAction<OnboardPorts> for ValidateStep {
                 return Err(ErrorInfo::new(
                     ErrorKind::Conflict,
                     "NamespaceTaken",
-                    format!("namespace {} already belongs to application {}", v.namespace, app.arn),
+                    format!(
+                        "namespace {} already belongs to application {}",
+                        v.namespace, app.arn
+                    ),
                 )
-                .with_fix("Choose another namespace, or offboard or adopt the existing application."));
+                .with_fix(
+                    "Choose another namespace, or offboard or adopt the existing application.",
+                ));
             }
         }
         for grant in &v.profile_grants {
             for profile in &grant.profile_ids {
-                let apps = match ports.connect.profile_applications(&grant.instance_id, profile).await {
+                let apps = match ports
+                    .connect
+                    .profile_applications(&grant.instance_id, profile)
+                    .await
+                {
                     Ok(apps) => apps,
                     Err(e) if e.kind == ErrorKind::NotFound => {
                         problems.push(format!(
@@ -232,13 +268,20 @@ impl StepAction<OnboardPorts> for ValidateStep {
             }
         }
         if !problems.is_empty() {
-            return Err(ErrorInfo::new(ErrorKind::Invalid, "PreflightFailed", problems.join("; "))
-                .with_fix("Fix each listed problem, then submit the request again."));
+            return Err(
+                ErrorInfo::new(ErrorKind::Invalid, "PreflightFailed", problems.join("; "))
+                    .with_fix("Fix each listed problem, then submit the request again."),
+            );
         }
         encode(&ValidateOutput { instances })
     }
 
-    async fn undo(&self, _: &OnboardPorts, _: &NodeCtx, _: Option<&Value>) -> Result<(), StepError> {
+    async fn undo(
+        &self,
+        _: &OnboardPorts,
+        _: &NodeCtx,
+        _: Option<&Value>,
+    ) -> Result<(), StepError> {
         Ok(())
     }
 }
@@ -280,7 +323,12 @@ impl StepAction<OnboardPorts> for CreateApplicationStep {
         }
     }
 
-    async fn undo(&self, ports: &OnboardPorts, node: &NodeCtx, output: Option<&Value>) -> Result<(), StepError> {
+    async fn undo(
+        &self,
+        ports: &OnboardPorts,
+        node: &NodeCtx,
+        output: Option<&Value>,
+    ) -> Result<(), StepError> {
         let app = match output {
             Some(out) => Some(decode::<AppRef>(out, "application")?),
             None => our_application(ports, node).await?,
@@ -318,7 +366,12 @@ impl StepAction<OnboardPorts> for AssociateStep {
         }
     }
 
-    async fn undo(&self, ports: &OnboardPorts, node: &NodeCtx, output: Option<&Value>) -> Result<(), StepError> {
+    async fn undo(
+        &self,
+        ports: &OnboardPorts,
+        node: &NodeCtx,
+        output: Option<&Value>,
+    ) -> Result<(), StepError> {
         let instance = target(node)?;
         let assoc = match output {
             Some(out) => Some(decode::<AssociationRef>(out, "association")?),
@@ -392,13 +445,22 @@ impl StepAction<OnboardPorts> for SlrPolicyStep {
         })
     }
 
-    async fn undo(&self, ports: &OnboardPorts, node: &NodeCtx, output: Option<&Value>) -> Result<(), StepError> {
+    async fn undo(
+        &self,
+        ports: &OnboardPorts,
+        node: &NodeCtx,
+        output: Option<&Value>,
+    ) -> Result<(), StepError> {
         let instance = target(node)?;
         let grant = match output {
             Some(out) => decode::<PolicyGrant>(out, "policy grant")?,
             None => {
-                let Some(app) = our_application(ports, node).await? else { return Ok(()) };
-                let Ok(facts) = instance_facts(node, instance) else { return Ok(()) };
+                let Some(app) = our_application(ports, node).await? else {
+                    return Ok(());
+                };
+                let Ok(facts) = instance_facts(node, instance) else {
+                    return Ok(());
+                };
                 PolicyGrant {
                     role_name: facts.role_name,
                     policy_name: POLICY_NAME.to_string(),
@@ -412,7 +474,12 @@ impl StepAction<OnboardPorts> for SlrPolicyStep {
         };
         match policy::without_statement(&current, &grant.sid)? {
             Some(next) if next == current => Ok(()),
-            Some(next) => ports.iam.put_role_policy(role, &grant.policy_name, &next).await,
+            Some(next) => {
+                ports
+                    .iam
+                    .put_role_policy(role, &grant.policy_name, &next)
+                    .await
+            }
             None => match ports.iam.delete_role_policy(role, &grant.policy_name).await {
                 Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
                 other => other,
@@ -439,7 +506,10 @@ impl StepAction<OnboardPorts> for ProfilesStep {
         let instance = target(node)?;
         let profiles = requested_profiles(node, instance)?;
         for profile in &profiles {
-            let mut apps = ports.connect.profile_applications(instance, profile).await?;
+            let mut apps = ports
+                .connect
+                .profile_applications(instance, profile)
+                .await?;
             if apps.iter().any(|a| a.namespace == node.namespace) {
                 continue;
             }
@@ -458,12 +528,20 @@ impl StepAction<OnboardPorts> for ProfilesStep {
                 namespace: node.namespace.clone(),
                 permissions: vec!["ACCESS".into()],
             });
-            ports.connect.set_profile_applications(instance, profile, &apps).await?;
+            ports
+                .connect
+                .set_profile_applications(instance, profile, &apps)
+                .await?;
         }
         Ok(json!({ "profiles": profiles }))
     }
 
-    async fn undo(&self, ports: &OnboardPorts, node: &NodeCtx, _: Option<&Value>) -> Result<(), StepError> {
+    async fn undo(
+        &self,
+        ports: &OnboardPorts,
+        node: &NodeCtx,
+        _: Option<&Value>,
+    ) -> Result<(), StepError> {
         let instance = target(node)?;
         for profile in requested_profiles(node, instance)? {
             let apps = match ports.connect.profile_applications(instance, &profile).await {
@@ -474,9 +552,14 @@ impl StepAction<OnboardPorts> for ProfilesStep {
             if !apps.iter().any(|a| a.namespace == node.namespace) {
                 continue;
             }
-            let rest: Vec<ProfileApplication> =
-                apps.into_iter().filter(|a| a.namespace != node.namespace).collect();
-            ports.connect.set_profile_applications(instance, &profile, &rest).await?;
+            let rest: Vec<ProfileApplication> = apps
+                .into_iter()
+                .filter(|a| a.namespace != node.namespace)
+                .collect();
+            ports
+                .connect
+                .set_profile_applications(instance, &profile, &rest)
+                .await?;
         }
         Ok(())
     }
@@ -508,7 +591,12 @@ impl StepAction<OnboardPorts> for ActivateStep {
         Ok(json!({ "applicationArn": app.arn, "associations": associations }))
     }
 
-    async fn undo(&self, _: &OnboardPorts, _: &NodeCtx, _: Option<&Value>) -> Result<(), StepError> {
+    async fn undo(
+        &self,
+        _: &OnboardPorts,
+        _: &NodeCtx,
+        _: Option<&Value>,
+    ) -> Result<(), StepError> {
         Ok(())
     }
 }

@@ -60,7 +60,11 @@ fn parse(document: &str) -> Result<(Map<String, Value>, Vec<Value>), ErrorInfo> 
         None => Vec::new(),
         Some(Value::Array(items)) => items,
         Some(single @ Value::Object(_)) => vec![single],
-        Some(_) => return Err(malformed("Statement is neither an object nor a list".into())),
+        Some(_) => {
+            return Err(malformed(
+                "Statement is neither an object nor a list".into(),
+            ))
+        }
     };
     Ok((obj, statements))
 }
@@ -86,7 +90,10 @@ pub fn with_statement(document: Option<&str>, statement: &Value) -> Result<Strin
         }
     };
     let sid = sid_of(statement);
-    match statements.iter_mut().find(|s| sid.is_some() && sid_of(s) == sid) {
+    match statements
+        .iter_mut()
+        .find(|s| sid.is_some() && sid_of(s) == sid)
+    {
         Some(existing) => *existing = statement.clone(),
         None => statements.push(statement.clone()),
     }
@@ -116,17 +123,27 @@ mod tests {
 
     #[test]
     fn add_is_idempotent_and_remove_keeps_others() {
-        let other = json!({"Sid": "Other", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"});
+        let other =
+            json!({"Sid": "Other", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"});
         let doc = with_statement(None, &other).unwrap();
-        let ours = app_statement("1234-ab", "arn:aws:app-integrations:us-east-1:1:application/1234-ab");
+        let ours = app_statement(
+            "1234-ab",
+            "arn:aws:app-integrations:us-east-1:1:application/1234-ab",
+        );
         let once = with_statement(Some(&doc), &ours).unwrap();
         let twice = with_statement(Some(&once), &ours).unwrap();
         assert_eq!(once, twice);
         assert!(has_statement(&once, "App1234ab"));
         let removed = without_statement(&once, "App1234ab").unwrap().unwrap();
         assert_eq!(removed, doc);
-        assert_eq!(without_statement(&removed, "App1234ab").unwrap().unwrap(), doc);
-        assert_eq!(without_statement(&with_statement(None, &ours).unwrap(), "App1234ab").unwrap(), None);
+        assert_eq!(
+            without_statement(&removed, "App1234ab").unwrap().unwrap(),
+            doc
+        );
+        assert_eq!(
+            without_statement(&with_statement(None, &ours).unwrap(), "App1234ab").unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -122,8 +122,12 @@ pub trait ConnectPort: Send + Sync {
 pub trait IamPort: Send + Sync {
     /// The decoded policy document, or `None` when the role has no such inline policy.
     async fn get_role_policy(&self, role: &str, policy: &str) -> Result<Option<String>, ErrorInfo>;
-    async fn put_role_policy(&self, role: &str, policy: &str, document: &str)
-        -> Result<(), ErrorInfo>;
+    async fn put_role_policy(
+        &self,
+        role: &str,
+        policy: &str,
+        document: &str,
+    ) -> Result<(), ErrorInfo>;
     async fn delete_role_policy(&self, role: &str, policy: &str) -> Result<(), ErrorInfo>;
     /// Names of the role's inline policies (all pages).
     async fn list_role_policies(&self, role: &str) -> Result<Vec<String>, ErrorInfo>;

@@ -49,8 +49,7 @@ impl NodeCtx {
 #[async_trait]
 pub trait StepAction<C: ?Sized + Send + Sync>: Send + Sync {
     async fn run(&self, ctx: &C, node: &NodeCtx) -> Result<Value, StepError>;
-    async fn undo(&self, ctx: &C, node: &NodeCtx, output: Option<&Value>)
-        -> Result<(), StepError>;
+    async fn undo(&self, ctx: &C, node: &NodeCtx, output: Option<&Value>) -> Result<(), StepError>;
 }
 
 /// How many nodes a step has.
@@ -87,9 +86,10 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The delay before retry number `retry` (1-based): uniform in `[0, min(cap, base·2^(retry-1))]`.
     pub fn delay(&self, retry: u32, unit_random: f64) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32.checked_shl(retry.saturating_sub(1)).unwrap_or(u32::MAX));
+        let exp = self.base_delay.saturating_mul(
+            1u32.checked_shl(retry.saturating_sub(1))
+                .unwrap_or(u32::MAX),
+        );
         let ceiling = exp.min(self.max_delay);
         ceiling.mul_f64(unit_random.clamp(0.0, 1.0))
     }

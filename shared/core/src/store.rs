@@ -18,7 +18,9 @@ pub enum StoreError {
     #[error("saga {id} already exists")]
     AlreadyExists { id: String },
     /// Another saga that still holds the namespace (active or ROLLBACK_FAILED) exists.
-    #[error("namespace {namespace} is held by saga {saga_id}; wait for it to finish or re-drive it")]
+    #[error(
+        "namespace {namespace} is held by saga {saga_id}; wait for it to finish or re-drive it"
+    )]
     NamespaceBusy { namespace: String, saga_id: String },
     /// The saga does not exist.
     #[error("saga {id} not found")]

@@ -200,8 +200,7 @@ impl SagaStore for MemoryStore {
 
     async fn release_idempotency(&self, key: &str, payload_hash: &str) -> Result<(), StoreError> {
         let mut g = self.lock()?;
-        if g
-            .idem
+        if g.idem
             .get(key)
             .is_some_and(|i| !i.completed && i.payload_hash == payload_hash)
         {

@@ -2,8 +2,10 @@
 //! an in-memory store, a manual clock, the store contract suite and a fake AWS world.
 
 pub mod clock;
+pub mod fake_world;
 pub mod memory_store;
 pub mod store_contract;
 
 pub use clock::{FixedRandom, ManualClock};
+pub use fake_world::FakeWorld;
 pub use memory_store::MemoryStore;

@@ -8,9 +8,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::record::{
-    Lease, LogEntry, NodeRecord, NodeState, SagaRecord, SagaStatus,
-};
+use crate::record::{Lease, LogEntry, NodeRecord, NodeState, SagaRecord, SagaStatus};
 use crate::store::{IdempotencyClaim, SagaStore, StoreError};
 
 /// A record as an engine would create it.
@@ -86,9 +84,17 @@ async fn create_then_get_round_trips(store: &dyn SagaStore) {
     store.create(&rec).await.unwrap();
     let got = store.get("s1").await.unwrap();
     assert_eq!(got.as_ref(), Some(&rec), "create_then_get_round_trips");
-    assert_eq!(store.get("nope").await.unwrap(), None, "missing saga is None");
     assert_eq!(
-        store.namespace_holder("crm.example.com").await.unwrap().as_deref(),
+        store.get("nope").await.unwrap(),
+        None,
+        "missing saga is None"
+    );
+    assert_eq!(
+        store
+            .namespace_holder("crm.example.com")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("s1"),
         "a pending saga holds its namespace"
     );
@@ -118,10 +124,17 @@ async fn namespace_is_held_until_finished(store: &dyn SagaStore) {
         matches!(err, StoreError::NamespaceBusy { ref saga_id, ref namespace } if saga_id == "s1" && namespace == "ns"),
         "namespace_is_held_until_finished: {err:?}"
     );
-    assert_eq!(store.get("s2").await.unwrap(), None, "a refused create writes no saga");
+    assert_eq!(
+        store.get("s2").await.unwrap(),
+        None,
+        "a refused create writes no saga"
+    );
     let running = advanced(&first, SagaStatus::Running, 2_000);
     store.update(&running, 1).await.unwrap();
-    assert_eq!(store.namespace_holder("ns").await.unwrap().as_deref(), Some("s1"));
+    assert_eq!(
+        store.namespace_holder("ns").await.unwrap().as_deref(),
+        Some("s1")
+    );
     let done = advanced(&running, SagaStatus::Succeeded, 3_000);
     store.update(&done, 2).await.unwrap();
     assert_eq!(
@@ -130,7 +143,10 @@ async fn namespace_is_held_until_finished(store: &dyn SagaStore) {
         "a finished saga releases its namespace in the same write"
     );
     store.create(&sample_record("s2", "ns")).await.unwrap();
-    assert_eq!(store.namespace_holder("ns").await.unwrap().as_deref(), Some("s2"));
+    assert_eq!(
+        store.namespace_holder("ns").await.unwrap().as_deref(),
+        Some("s2")
+    );
 }
 
 async fn rollback_failed_keeps_namespace(store: &dyn SagaStore) {
@@ -178,11 +194,22 @@ async fn update_checks_version(store: &dyn SagaStore) {
         matches!(err, StoreError::VersionConflict { expected: 1, .. }),
         "update_checks_version: {err:?}"
     );
-    assert_eq!(store.get("s1").await.unwrap(), Some(next), "a refused update changes nothing");
+    assert_eq!(
+        store.get("s1").await.unwrap(),
+        Some(next),
+        "a refused update changes nothing"
+    );
     let ghost = advanced(&sample_record("ghost", "g"), SagaStatus::Running, 1);
     let err = store.update(&ghost, 1).await.unwrap_err();
-    assert!(matches!(err, StoreError::NotFound { .. }), "update of a missing saga: {err:?}");
-    assert_eq!(store.get("ghost").await.unwrap(), None, "update never creates");
+    assert!(
+        matches!(err, StoreError::NotFound { .. }),
+        "update of a missing saga: {err:?}"
+    );
+    assert_eq!(
+        store.get("ghost").await.unwrap(),
+        None,
+        "update never creates"
+    );
 }
 
 async fn concurrent_updates_exactly_one_wins<S: SagaStore + 'static>(store: Arc<S>) {
@@ -196,7 +223,9 @@ async fn concurrent_updates_exactly_one_wins<S: SagaStore + 'static>(store: Arc<
             owner: format!("w{i}"),
             expires_at: 10_000,
         });
-        tasks.push(tokio::spawn(async move { store.update(&next, 1).await.map(|()| i) }));
+        tasks.push(tokio::spawn(async move {
+            store.update(&next, 1).await.map(|()| i)
+        }));
     }
     let mut winners = Vec::new();
     for t in tasks {
@@ -206,7 +235,11 @@ async fn concurrent_updates_exactly_one_wins<S: SagaStore + 'static>(store: Arc<
             Err(e) => panic!("concurrent update failed unexpectedly: {e:?}"),
         }
     }
-    assert_eq!(winners.len(), 1, "exactly one of the racing writers wins: {winners:?}");
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one of the racing writers wins: {winners:?}"
+    );
     let stored = store.get("s1").await.unwrap().unwrap();
     assert_eq!(stored.lease.unwrap().owner, format!("w{}", winners[0]));
 }
@@ -239,13 +272,21 @@ async fn list_by_status_pages_oldest_first(store: &dyn SagaStore) {
         }
         assert!(pages < 10, "pagination terminates");
     }
-    assert_eq!(seen, ["s6", "s5", "s4", "s3", "s2", "s1"], "oldest update first, each once");
+    assert_eq!(
+        seen,
+        ["s6", "s5", "s4", "s3", "s2", "s1"],
+        "oldest update first, each once"
+    );
     let running = store
         .list_by_status(SagaStatus::Running, 10, None)
         .await
         .unwrap();
     assert_eq!(
-        running.items.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        running
+            .items
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect::<Vec<_>>(),
         ["s0"],
         "a status change moves the record between listings"
     );
@@ -257,8 +298,18 @@ async fn list_stalled_finds_expired_and_unleased(store: &dyn SagaStore) {
     let cases = [
         ("unleased-pending", SagaStatus::Pending, None, true),
         ("expired-running", SagaStatus::Running, Some(now - 1), true),
-        ("expired-rolling", SagaStatus::RollingBack, Some(now - 10), true),
-        ("live-running", SagaStatus::Running, Some(now + 60_000), false),
+        (
+            "expired-rolling",
+            SagaStatus::RollingBack,
+            Some(now - 10),
+            true,
+        ),
+        (
+            "live-running",
+            SagaStatus::Running,
+            Some(now + 60_000),
+            false,
+        ),
         ("done", SagaStatus::Succeeded, None, false),
         ("rolled-back", SagaStatus::RolledBack, None, false),
         ("rollback-failed", SagaStatus::RollbackFailed, None, false),
@@ -288,44 +339,69 @@ async fn list_stalled_finds_expired_and_unleased(store: &dyn SagaStore) {
         .collect();
     expected.sort();
     assert_eq!(stalled, expected, "list_stalled");
-    assert_eq!(store.list_stalled(now, 1).await.unwrap().len(), 1, "limit respected");
+    assert_eq!(
+        store.list_stalled(now, 1).await.unwrap().len(),
+        1,
+        "limit respected"
+    );
 }
 
 async fn idempotency_claims(store: &dyn SagaStore) {
     let (now, until, exp) = (1_000, 61_000, 10_000_000);
     assert_eq!(
-        store.claim_idempotency("k", "h1", now, until, exp).await.unwrap(),
+        store
+            .claim_idempotency("k", "h1", now, until, exp)
+            .await
+            .unwrap(),
         IdempotencyClaim::Claimed
     );
     assert_eq!(
-        store.claim_idempotency("k", "h1", now + 1, until + 1, exp).await.unwrap(),
+        store
+            .claim_idempotency("k", "h1", now + 1, until + 1, exp)
+            .await
+            .unwrap(),
         IdempotencyClaim::InProgress { expires_at: until },
         "a live claim blocks a repeat"
     );
     assert_eq!(
-        store.claim_idempotency("k", "h2", now + 1, until + 1, exp).await.unwrap(),
+        store
+            .claim_idempotency("k", "h2", now + 1, until + 1, exp)
+            .await
+            .unwrap(),
         IdempotencyClaim::PayloadMismatch { saga_id: None },
         "a different payload under a live claim is a mismatch"
     );
     assert!(
-        store.complete_idempotency("k", "other-hash", "s1").await.is_err(),
+        store
+            .complete_idempotency("k", "other-hash", "s1")
+            .await
+            .is_err(),
         "completing with another payload's hash is refused"
     );
     store.complete_idempotency("k", "h1", "s1").await.unwrap();
     assert_eq!(
-        store.claim_idempotency("k", "h1", now + 2, until + 2, exp).await.unwrap(),
+        store
+            .claim_idempotency("k", "h1", now + 2, until + 2, exp)
+            .await
+            .unwrap(),
         IdempotencyClaim::Existing {
             saga_id: "s1".into()
         }
     );
     assert_eq!(
-        store.claim_idempotency("k", "h2", now + 2, until + 2, exp).await.unwrap(),
+        store
+            .claim_idempotency("k", "h2", now + 2, until + 2, exp)
+            .await
+            .unwrap(),
         IdempotencyClaim::PayloadMismatch {
             saga_id: Some("s1".into())
         }
     );
     assert_eq!(
-        store.claim_idempotency("k", "h1", 200_000, 260_000, exp).await.unwrap(),
+        store
+            .claim_idempotency("k", "h1", 200_000, 260_000, exp)
+            .await
+            .unwrap(),
         IdempotencyClaim::Existing {
             saga_id: "s1".into()
         },
@@ -333,7 +409,10 @@ async fn idempotency_claims(store: &dyn SagaStore) {
     );
     store.release_idempotency("k", "h1").await.unwrap();
     assert_eq!(
-        store.claim_idempotency("k", "h1", now + 3, until + 3, exp).await.unwrap(),
+        store
+            .claim_idempotency("k", "h1", now + 3, until + 3, exp)
+            .await
+            .unwrap(),
         IdempotencyClaim::Existing {
             saga_id: "s1".into()
         },
@@ -343,33 +422,54 @@ async fn idempotency_claims(store: &dyn SagaStore) {
 
 async fn idempotency_in_progress_expires(store: &dyn SagaStore) {
     assert_eq!(
-        store.claim_idempotency("k", "h1", 1_000, 2_000, 10_000_000).await.unwrap(),
+        store
+            .claim_idempotency("k", "h1", 1_000, 2_000, 10_000_000)
+            .await
+            .unwrap(),
         IdempotencyClaim::Claimed
     );
     assert_eq!(
-        store.claim_idempotency("k", "h1", 2_001, 3_001, 10_000_000).await.unwrap(),
+        store
+            .claim_idempotency("k", "h1", 2_001, 3_001, 10_000_000)
+            .await
+            .unwrap(),
         IdempotencyClaim::Claimed,
         "a crashed claim's in-progress window expired: the key can be taken over"
     );
     assert_eq!(
-        store.claim_idempotency("k", "h1", 2_002, 3_002, 10_000_000).await.unwrap(),
+        store
+            .claim_idempotency("k", "h1", 2_002, 3_002, 10_000_000)
+            .await
+            .unwrap(),
         IdempotencyClaim::InProgress { expires_at: 3_001 }
     );
 }
 
 async fn idempotency_release(store: &dyn SagaStore) {
-    store.claim_idempotency("k", "h1", 1_000, 61_000, 10_000_000).await.unwrap();
+    store
+        .claim_idempotency("k", "h1", 1_000, 61_000, 10_000_000)
+        .await
+        .unwrap();
     store.release_idempotency("k", "wrong").await.unwrap();
     assert_eq!(
-        store.claim_idempotency("k", "h1", 1_001, 61_001, 10_000_000).await.unwrap(),
+        store
+            .claim_idempotency("k", "h1", 1_001, 61_001, 10_000_000)
+            .await
+            .unwrap(),
         IdempotencyClaim::InProgress { expires_at: 61_000 },
         "release with another payload's hash does nothing"
     );
     store.release_idempotency("k", "h1").await.unwrap();
     assert_eq!(
-        store.claim_idempotency("k", "h2", 1_002, 61_002, 10_000_000).await.unwrap(),
+        store
+            .claim_idempotency("k", "h2", 1_002, 61_002, 10_000_000)
+            .await
+            .unwrap(),
         IdempotencyClaim::Claimed,
         "a released key is free"
     );
-    store.release_idempotency("never-claimed", "h").await.unwrap();
+    store
+        .release_idempotency("never-claimed", "h")
+        .await
+        .unwrap();
 }
