@@ -413,9 +413,8 @@ impl SagaStore for DynamoSagaStore {
 
     async fn update(&self, record: &SagaRecord, expected_version: u64) -> Result<(), StoreError> {
         if record.version <= expected_version {
-            return Err(StoreError::Backend(format!(
-                "update of saga {} must raise its version above {expected_version} (got {}); \
-                 this is a caller bug",
+            return Err(StoreError::Invalid(format!(
+                "update of saga {} must raise its version above {expected_version} (got {})",
                 record.id, record.version
             )));
         }
@@ -471,7 +470,12 @@ impl SagaStore for DynamoSagaStore {
         limit: usize,
         cursor: Option<String>,
     ) -> Result<Page, StoreError> {
-        let limit = limit.max(1);
+        if limit == 0 {
+            // A page of nothing could never make progress.
+            return Err(StoreError::Invalid(format!(
+                "listing {status} sagas needs a page size of at least 1"
+            )));
+        }
         // One extra row tells whether another page exists, so the last page has no cursor.
         let want = limit.saturating_add(1);
         let mut start = cursor.map(|c| cursor_key(status, &c)).transpose()?;
@@ -490,7 +494,7 @@ impl SagaStore for DynamoSagaStore {
             rows.truncate(limit);
             rows.last()
                 .and_then(|i| str_attr(i, "gsi1sk"))
-                .map(str::to_string)
+                .map(|sk| format!("{status}#{sk}"))
         } else {
             None
         };
@@ -586,7 +590,7 @@ impl SagaStore for DynamoSagaStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(err) if is_conditional_failure(&err) => Err(StoreError::Backend(format!(
+            Err(err) if is_conditional_failure(&err) => Err(StoreError::Invalid(format!(
                 "idempotency key {key:?} is not claimed with this payload"
             ))),
             Err(err) => Err(sdk_error("UpdateItem", err)),
@@ -672,18 +676,28 @@ fn decode_row(item: &Item) -> Result<SagaRecord, StoreError> {
     decode_saga(item, id)
 }
 
-/// The ExclusiveStartKey for a `list_by_status` cursor (the last row's `gsi1sk`).
+/// The ExclusiveStartKey for a `list_by_status` cursor: `<STATUS>#<gsi1sk of the last row>`,
+/// so a cursor from another status's listing is refused instead of starting mid-way.
 fn cursor_key(status: SagaStatus, cursor: &str) -> Result<Item, StoreError> {
-    let id = cursor
+    let invalid = || {
+        StoreError::Invalid(format!(
+            "cursor {cursor:?} does not come from a listing of {status} sagas"
+        ))
+    };
+    let sk = cursor
+        .strip_prefix(status.as_str())
+        .and_then(|rest| rest.strip_prefix('#'))
+        .ok_or_else(invalid)?;
+    let id = sk
         .split_once('#')
         .filter(|(ts, id)| {
             ts.len() == 15 && ts.bytes().all(|b| b.is_ascii_digit()) && !id.is_empty()
         })
         .map(|(_, id)| id)
-        .ok_or_else(|| StoreError::Corrupt(format!("invalid list cursor {cursor:?}")))?;
+        .ok_or_else(invalid)?;
     let mut key = saga_key(id);
     key.insert("gsi1pk".into(), s(status_pk(status)));
-    key.insert("gsi1sk".into(), s(cursor));
+    key.insert("gsi1sk".into(), s(sk));
     Ok(key)
 }
 
@@ -707,7 +721,8 @@ fn status_pk(status: SagaStatus) -> String {
     format!("STATUS#{status}")
 }
 
-/// `gsi1sk`: sorts by update time, then id. Must match `MemoryStore`'s cursor format.
+/// `gsi1sk`: sorts by update time, then id. A cursor is `<STATUS>#` and this, the same shape
+/// `MemoryStore` hands out.
 fn sort_key(updated_at: Millis, id: &str) -> String {
     format!("{updated_at:015}#{id}")
 }

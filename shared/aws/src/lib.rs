@@ -4,8 +4,33 @@
 //! CLI can build clients once at init and hand them to the core. Tests drive these same clients
 //! over HTTP against local emulators (moto), never against AWS.
 
+pub mod appintegrations;
 pub mod config;
+pub mod connect;
 pub mod dynamodb_store;
+pub mod iam;
+pub mod sdk_errors;
 
+pub use appintegrations::SdkAppIntegrations;
 pub use config::sdk_config;
+pub use connect::{ConnectRate, SdkConnect};
 pub use dynamodb_store::{create_table, DynamoSagaStore};
+pub use iam::SdkIam;
+
+/// The onboard saga's ports on real AWS clients, built from one shared [`aws_config::SdkConfig`].
+pub fn onboard_ports(
+    sdk: &aws_config::SdkConfig,
+    connect_rate: ConnectRate,
+) -> onboard_core::onboard::OnboardPorts {
+    use std::sync::Arc;
+    onboard_core::onboard::OnboardPorts {
+        apps: Arc::new(SdkAppIntegrations::new(
+            aws_sdk_appintegrations::Client::new(sdk),
+        )),
+        connect: Arc::new(SdkConnect::new(
+            aws_sdk_connect::Client::new(sdk),
+            connect_rate,
+        )),
+        iam: Arc::new(SdkIam::new(aws_sdk_iam::Client::new(sdk))),
+    }
+}

@@ -234,7 +234,7 @@ async fn list_by_status_is_oldest_first_across_pages() {
     let bad = store
         .list_by_status(SagaStatus::Running, 2, Some("garbage".into()))
         .await;
-    assert!(matches!(bad, Err(StoreError::Corrupt(_))), "{bad:?}");
+    assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
 }
 
 #[tokio::test]
@@ -334,7 +334,7 @@ async fn update_distinguishes_missing_from_stale_in_both_write_paths() {
     }
     rec.version = 1;
     let err = store.update(&rec, 1).await.unwrap_err();
-    assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
 }
 
 #[tokio::test]

@@ -213,6 +213,7 @@ impl<C: ?Sized + Send + Sync + 'static> Engine<C> {
         }
         let run = Run {
             engine: self,
+            input: Arc::new(record.input.clone()),
             record: Mutex::new(record),
         };
         let taken = run
@@ -251,6 +252,8 @@ impl SagaRecord {
 /// One leased run of one saga: the engine plus the latest record it wrote.
 struct Run<'e, C: ?Sized + Send + Sync> {
     engine: &'e Engine<C>,
+    /// The saga's input, shared by every node instead of cloned per call.
+    input: Arc<Value>,
     record: Mutex<SagaRecord>,
 }
 
@@ -262,6 +265,7 @@ impl<C: ?Sized + Send + Sync + 'static> Run<'_, C> {
         let mut current = self.record.lock().await;
         let mut next = current.clone();
         change(&mut next);
+        let added = next.log.len().saturating_sub(current.log.len());
         let now = e.clock.now();
         next.version = current.version + 1;
         next.updated_at = now;
@@ -279,6 +283,18 @@ impl<C: ?Sized + Send + Sync + 'static> Run<'_, C> {
         }
         match e.store.update(&next, current.version).await {
             Ok(()) => {
+                for entry in next.log.iter().rev().take(added).rev() {
+                    tracing::info!(
+                        saga_id = %next.id,
+                        namespace = %next.namespace,
+                        node = %entry.node,
+                        event = %entry.event,
+                        detail = entry.detail.as_deref().unwrap_or(""),
+                        status = %next.status,
+                        version = next.version,
+                        "saga transition"
+                    );
+                }
                 *current = next;
                 Ok(())
             }
@@ -600,7 +616,7 @@ impl<C: ?Sized + Send + Sync + 'static> Run<'_, C> {
         let ctx = NodeCtx {
             saga_id: r.id.clone(),
             namespace: r.namespace.clone(),
-            input: Arc::new(r.input.clone()),
+            input: self.input.clone(),
             target: node.and_then(|n| n.target.clone()),
             outputs: Arc::new(outputs),
             attempt: node.map_or(1, |n| n.attempts),

@@ -18,6 +18,8 @@ pub enum ErrorKind {
     Timeout,
     /// IAM or another eventually consistent service has not caught up yet.
     NotYetConsistent,
+    /// Another saga holds the lock on a shared resource (an SLR policy, a security profile).
+    Locked,
     /// The request is invalid; retrying will not help.
     Invalid,
     /// The caller lacks permission.
@@ -43,6 +45,7 @@ impl ErrorKind {
                 | ErrorKind::ServerError
                 | ErrorKind::Timeout
                 | ErrorKind::NotYetConsistent
+                | ErrorKind::Locked
         )
     }
 }

@@ -13,7 +13,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::clock::Clock;
 use crate::error::{ErrorInfo, ErrorKind, StepError};
+use crate::locks::{with_lock, ResourceLocks};
 use crate::policy::{self, INLINE_POLICY_BUDGET, POLICY_NAME};
 use crate::ports::{
     AppIntegrationsPort, AppRef, AssociationRef, ConnectPort, CreateApplication, IamPort,
@@ -38,6 +40,42 @@ pub struct OnboardPorts {
     pub apps: Arc<dyn AppIntegrationsPort>,
     pub connect: Arc<dyn ConnectPort>,
     pub iam: Arc<dyn IamPort>,
+    /// Serializes read-modify-write edits of one SLR policy or one security profile.
+    pub locks: Arc<dyn ResourceLocks>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl OnboardPorts {
+    /// Run `edit` holding the lock on `resource` for this node.
+    async fn locked<T, F, Fut>(
+        &self,
+        node: &NodeCtx,
+        resource: &str,
+        edit: F,
+    ) -> Result<T, ErrorInfo>
+    where
+        F: FnOnce() -> Fut + Send,
+        Fut: std::future::Future<Output = Result<T, ErrorInfo>> + Send,
+        T: Send,
+    {
+        let owner = format!("{}/{}", node.saga_id, node.target.as_deref().unwrap_or("-"));
+        with_lock(
+            self.locks.as_ref(),
+            self.clock.as_ref(),
+            resource,
+            &owner,
+            edit,
+        )
+        .await
+    }
+}
+
+fn role_lock(role: &str) -> String {
+    format!("iam-role/{role}/{POLICY_NAME}")
+}
+
+fn profile_lock(instance: &str, profile: &str) -> String {
+    format!("connect-security-profile/{instance}/{profile}")
 }
 
 /// Tuning for the onboard saga.
@@ -410,34 +448,11 @@ impl StepAction<OnboardPorts> for SlrPolicyStep {
             .ok_or_else(|| internal("grant_slr_policy ran before the application was recorded"))?;
         let role = &facts.role_name;
         let statement = policy::app_statement(&app.id, &app.arn);
-        let current = ports.iam.get_role_policy(role, POLICY_NAME).await?;
-        let next = policy::with_statement(current.as_deref(), &statement)?;
-        if current.as_deref() != Some(next.as_str()) {
-            let mut others = 0;
-            for name in ports.iam.list_role_policies(role).await? {
-                if name != POLICY_NAME {
-                    if let Some(doc) = ports.iam.get_role_policy(role, &name).await? {
-                        others += policy::policy_chars(&doc);
-                    }
-                }
-            }
-            let total = others + policy::policy_chars(&next);
-            if total > INLINE_POLICY_BUDGET {
-                return Err(ErrorInfo::new(
-                    ErrorKind::QuotaExceeded,
-                    "PolicyBudgetExceeded",
-                    format!(
-                        "adding this application's statement would make role {role}'s inline \
-                         policies {total} characters; IAM allows {INLINE_POLICY_BUDGET}"
-                    ),
-                )
-                .with_fix(format!(
-                    "Offboard unused applications from instance {instance} or remove unused inline \
-                     policies from {role}, then submit again."
-                )));
-            }
-            ports.iam.put_role_policy(role, POLICY_NAME, &next).await?;
-        }
+        ports
+            .locked(node, &role_lock(role), || {
+                add_statement(ports, instance, role, &statement)
+            })
+            .await?;
         encode(&PolicyGrant {
             role_name: role.clone(),
             policy_name: POLICY_NAME.to_string(),
@@ -468,23 +483,71 @@ impl StepAction<OnboardPorts> for SlrPolicyStep {
                 }
             }
         };
-        let role = &grant.role_name;
-        let Some(current) = ports.iam.get_role_policy(role, &grant.policy_name).await? else {
-            return Ok(());
-        };
-        match policy::without_statement(&current, &grant.sid)? {
-            Some(next) if next == current => Ok(()),
-            Some(next) => {
-                ports
-                    .iam
-                    .put_role_policy(role, &grant.policy_name, &next)
-                    .await
+        ports
+            .locked(node, &role_lock(&grant.role_name), || {
+                remove_statement(ports, &grant)
+            })
+            .await
+    }
+}
+
+/// Read-modify-write adding `statement` to our inline policy on `role`, refusing to exceed
+/// IAM's inline-policy budget.
+async fn add_statement(
+    ports: &OnboardPorts,
+    instance: &str,
+    role: &str,
+    statement: &Value,
+) -> Result<(), ErrorInfo> {
+    let current = ports.iam.get_role_policy(role, POLICY_NAME).await?;
+    let next = policy::with_statement(current.as_deref(), statement)?;
+    if current.as_deref() == Some(next.as_str()) {
+        return Ok(());
+    }
+    let mut others = 0;
+    for name in ports.iam.list_role_policies(role).await? {
+        if name != POLICY_NAME {
+            if let Some(doc) = ports.iam.get_role_policy(role, &name).await? {
+                others += policy::policy_chars(&doc);
             }
-            None => match ports.iam.delete_role_policy(role, &grant.policy_name).await {
-                Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
-                other => other,
-            },
         }
+    }
+    let total = others + policy::policy_chars(&next);
+    if total > INLINE_POLICY_BUDGET {
+        return Err(ErrorInfo::new(
+            ErrorKind::QuotaExceeded,
+            "PolicyBudgetExceeded",
+            format!(
+                "adding this application's statement would make role {role}'s inline \
+                 policies {total} characters; IAM allows {INLINE_POLICY_BUDGET}"
+            ),
+        )
+        .with_fix(format!(
+            "Offboard unused applications from instance {instance} or remove unused inline \
+             policies from {role}, then submit again."
+        )));
+    }
+    ports.iam.put_role_policy(role, POLICY_NAME, &next).await
+}
+
+/// Read-modify-write removing exactly our statement (and the policy when it becomes empty).
+async fn remove_statement(ports: &OnboardPorts, grant: &PolicyGrant) -> Result<(), ErrorInfo> {
+    let role = &grant.role_name;
+    let Some(current) = ports.iam.get_role_policy(role, &grant.policy_name).await? else {
+        return Ok(());
+    };
+    match policy::without_statement(&current, &grant.sid)? {
+        Some(next) if next == current => Ok(()),
+        Some(next) => {
+            ports
+                .iam
+                .put_role_policy(role, &grant.policy_name, &next)
+                .await
+        }
+        None => match ports.iam.delete_role_policy(role, &grant.policy_name).await {
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+            other => other,
+        },
     }
 }
 
@@ -500,37 +563,77 @@ fn requested_profiles(node: &NodeCtx, instance: &str) -> Result<Vec<String>, Err
         .collect())
 }
 
+/// Read-modify-write adding our entry to one profile, within Connect's 10-application limit.
+async fn grant_profile(
+    ports: &OnboardPorts,
+    instance: &str,
+    profile: &str,
+    namespace: &str,
+) -> Result<(), ErrorInfo> {
+    let mut apps = ports
+        .connect
+        .profile_applications(instance, profile)
+        .await?;
+    if apps.iter().any(|a| a.namespace == namespace) {
+        return Ok(());
+    }
+    if apps.len() >= PROFILE_APPLICATION_LIMIT {
+        return Err(ErrorInfo::new(
+            ErrorKind::QuotaExceeded,
+            "SecurityProfileFull",
+            format!(
+                "security profile {profile} in instance {instance} already grants \
+                 {PROFILE_APPLICATION_LIMIT} applications"
+            ),
+        )
+        .with_fix("Remove an application from the profile or choose another profile."));
+    }
+    apps.push(ProfileApplication {
+        namespace: namespace.to_string(),
+        permissions: vec!["ACCESS".into()],
+        kind: None,
+    });
+    ports
+        .connect
+        .set_profile_applications(instance, profile, &apps)
+        .await
+}
+
+/// Read-modify-write removing only our entry from one profile.
+async fn revoke_profile(
+    ports: &OnboardPorts,
+    instance: &str,
+    profile: &str,
+    namespace: &str,
+) -> Result<(), ErrorInfo> {
+    let apps = match ports.connect.profile_applications(instance, profile).await {
+        Ok(apps) => apps,
+        Err(e) if e.kind == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !apps.iter().any(|a| a.namespace == namespace) {
+        return Ok(());
+    }
+    let rest: Vec<ProfileApplication> = apps
+        .into_iter()
+        .filter(|a| a.namespace != namespace)
+        .collect();
+    ports
+        .connect
+        .set_profile_applications(instance, profile, &rest)
+        .await
+}
+
 #[async_trait]
 impl StepAction<OnboardPorts> for ProfilesStep {
     async fn run(&self, ports: &OnboardPorts, node: &NodeCtx) -> Result<Value, StepError> {
         let instance = target(node)?;
         let profiles = requested_profiles(node, instance)?;
         for profile in &profiles {
-            let mut apps = ports
-                .connect
-                .profile_applications(instance, profile)
-                .await?;
-            if apps.iter().any(|a| a.namespace == node.namespace) {
-                continue;
-            }
-            if apps.len() >= PROFILE_APPLICATION_LIMIT {
-                return Err(ErrorInfo::new(
-                    ErrorKind::QuotaExceeded,
-                    "SecurityProfileFull",
-                    format!(
-                        "security profile {profile} in instance {instance} already grants \
-                         {PROFILE_APPLICATION_LIMIT} applications"
-                    ),
-                )
-                .with_fix("Remove an application from the profile or choose another profile."));
-            }
-            apps.push(ProfileApplication {
-                namespace: node.namespace.clone(),
-                permissions: vec!["ACCESS".into()],
-            });
             ports
-                .connect
-                .set_profile_applications(instance, profile, &apps)
+                .locked(node, &profile_lock(instance, profile), || {
+                    grant_profile(ports, instance, profile, &node.namespace)
+                })
                 .await?;
         }
         Ok(json!({ "profiles": profiles }))
@@ -544,21 +647,10 @@ impl StepAction<OnboardPorts> for ProfilesStep {
     ) -> Result<(), StepError> {
         let instance = target(node)?;
         for profile in requested_profiles(node, instance)? {
-            let apps = match ports.connect.profile_applications(instance, &profile).await {
-                Ok(apps) => apps,
-                Err(e) if e.kind == ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            };
-            if !apps.iter().any(|a| a.namespace == node.namespace) {
-                continue;
-            }
-            let rest: Vec<ProfileApplication> = apps
-                .into_iter()
-                .filter(|a| a.namespace != node.namespace)
-                .collect();
             ports
-                .connect
-                .set_profile_applications(instance, &profile, &rest)
+                .locked(node, &profile_lock(instance, &profile), || {
+                    revoke_profile(ports, instance, &profile, &node.namespace)
+                })
                 .await?;
         }
         Ok(())

@@ -80,6 +80,10 @@ pub struct AssociationRef {
 pub struct ProfileApplication {
     pub namespace: String,
     pub permissions: Vec<String>,
+    /// Connect's `Type` (`THIRD_PARTY_APPLICATION`, `MCP`), carried through unchanged so a
+    /// read-modify-write never alters other entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 /// Amazon Connect instances, integration associations and security-profile grants.

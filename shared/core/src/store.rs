@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use crate::record::{Millis, SagaRecord, SagaStatus};
 
 /// Errors a store returns. `VersionConflict` and `NamespaceBusy` are expected outcomes of
-/// races; the others are infrastructure failures.
+/// races; `Invalid` is a caller bug; `Corrupt` and `Backend` are data and infrastructure
+/// failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The saga's stored version is not the one the write expected: someone else advanced it.
@@ -25,6 +26,11 @@ pub enum StoreError {
     /// The saga does not exist.
     #[error("saga {id} not found")]
     NotFound { id: String },
+    /// The caller asked for something the store refuses: a version that was not raised, a
+    /// cursor from another listing, a page size of 0, completing an idempotency key not claimed
+    /// with this payload. Retrying the same request fails the same way.
+    #[error("invalid store request: {0}")]
+    Invalid(String),
     /// A stored item could not be decoded.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -59,18 +65,23 @@ pub struct Page {
 pub trait SagaStore: Send + Sync {
     /// Store a new saga (its `version` is the initial one). Fails with `AlreadyExists` for a
     /// known id and `NamespaceBusy` when another saga holds the namespace; on failure nothing
-    /// is written.
+    /// is written. Of concurrent creates on one namespace exactly one wins. A saga whose status
+    /// does not hold a namespace (SUCCEEDED, ROLLED_BACK) takes no guard and is never refused
+    /// for one.
     async fn create(&self, record: &SagaRecord) -> Result<(), StoreError>;
 
     /// Load a saga.
     async fn get(&self, id: &str) -> Result<Option<SagaRecord>, StoreError>;
 
     /// Replace a saga if its stored version is `expected_version`; `record.version` must be
-    /// greater. When the new status no longer holds the namespace, the namespace is released in
+    /// greater (else `Invalid`, checked before anything is read or written). When the new status no longer holds the namespace, the namespace is released in
     /// the same atomic write.
     async fn update(&self, record: &SagaRecord, expected_version: u64) -> Result<(), StoreError>;
 
-    /// Sagas with `status`, oldest update first, `limit` per page.
+    /// Sagas with `status`, oldest `updated_at` first (ties broken by id), at most `limit` per
+    /// page; every matching saga appears exactly once across the pages. `limit` must be at least
+    /// 1 (`Invalid` otherwise). `cursor` is the `next` of the previous page of this same listing;
+    /// one from another status, or not from this store, is `Invalid`.
     async fn list_by_status(
         &self,
         status: SagaStatus,
@@ -79,7 +90,9 @@ pub trait SagaStore: Send + Sync {
     ) -> Result<Page, StoreError>;
 
     /// Runnable sagas (PENDING, RUNNING, ROLLING_BACK) whose lease is absent or expired at
-    /// `now`: the reconciler resumes them.
+    /// `now` (`expires_at <= now`): the reconciler resumes them. The `limit` oldest by
+    /// `updated_at` across all three statuses (ties broken by id), oldest first, so a busy status
+    /// cannot starve the others. Not paged: `limit == 0` returns nothing.
     async fn list_stalled(&self, now: Millis, limit: usize) -> Result<Vec<SagaRecord>, StoreError>;
 
     /// The saga that currently holds `namespace`, if any.
@@ -87,7 +100,9 @@ pub trait SagaStore: Send + Sync {
 
     /// Claim `key` for a request whose payload hashes to `payload_hash`. A claim is in progress
     /// until `in_progress_until`; after that another request may take it over (a crashed claim
-    /// never blocks forever). `expires_at` is when the whole record may be deleted (TTL).
+    /// never blocks forever), whatever its payload: the taker's payload replaces the old one.
+    /// `expires_at` is when the whole record may be deleted (TTL); once it is before `now` the
+    /// key counts as free, even if it was completed.
     async fn claim_idempotency(
         &self,
         key: &str,
@@ -97,7 +112,9 @@ pub trait SagaStore: Send + Sync {
         expires_at: Millis,
     ) -> Result<IdempotencyClaim, StoreError>;
 
-    /// Mark a claimed key as done with `saga_id`.
+    /// Mark a claimed key as done with `saga_id`. `Invalid` when the key is not claimed with
+    /// `payload_hash` (never claimed, released, or taken over by another payload after the
+    /// in-progress window expired).
     async fn complete_idempotency(
         &self,
         key: &str,

@@ -19,7 +19,7 @@ use onboard_core::saga::{NodeCtx, SagaDef, StepAction, StepDef};
 use onboard_core::spec::{parse_spec, ApplicationSpec};
 use onboard_core::store::{IdempotencyClaim, Page, SagaStore, StoreError};
 use onboard_core::testkit::fake_world::{self as fw, FakeWorld};
-use onboard_core::testkit::{FixedRandom, ManualClock, MemoryStore};
+use onboard_core::testkit::{FixedRandom, ManualClock, MemoryLocks, MemoryStore};
 use serde_json::{json, Value};
 
 const STEPS: [&str; 6] = [
@@ -69,15 +69,18 @@ impl Harness {
         wrap: impl FnOnce(SagaDef<OnboardPorts>) -> SagaDef<OnboardPorts>,
     ) -> Self {
         let world = Arc::new(FakeWorld::standard());
+        let clock = Arc::new(ManualClock::default());
         let ports = Arc::new(OnboardPorts {
             apps: world.clone(),
             connect: world.clone(),
             iam: world.clone(),
+            locks: Arc::new(MemoryLocks::new()),
+            clock: clock.clone(),
         });
         Harness {
             world,
             store,
-            clock: Arc::new(ManualClock::default()),
+            clock,
             ports,
             def: Arc::new(wrap(onboard::definition(&OnboardConfig::default()))),
         }
@@ -96,7 +99,7 @@ impl Harness {
 
     async fn submit(&self, spec: &ApplicationSpec) -> String {
         let validated = spec.validate().unwrap();
-        let new = onboard::new_saga(format!("saga-{}", self.clock_now()), &validated).unwrap();
+        let new = onboard::new_saga(format!("saga-{}", validated.namespace), &validated).unwrap();
         let record = self.def.new_record(new, self.clock_now());
         let id = record.id.clone();
         self.store.create(&record).await.unwrap();
@@ -994,5 +997,146 @@ async fn a_crashed_submission_converges_on_one_saga() {
         (sub.saga_id, sub.created),
         (rec.id.clone(), false),
         "the retry adopts the saga, never a second one"
+    );
+}
+
+/// Ports that yield to the scheduler before every call, so concurrent sagas interleave their
+/// read-modify-write edits as they would over the network.
+struct Interleaving(Arc<FakeWorld>);
+
+#[async_trait]
+impl onboard_core::ports::IamPort for Interleaving {
+    async fn get_role_policy(&self, r: &str, p: &str) -> Result<Option<String>, ErrorInfo> {
+        tokio::task::yield_now().await;
+        self.0.get_role_policy(r, p).await
+    }
+    async fn put_role_policy(&self, r: &str, p: &str, d: &str) -> Result<(), ErrorInfo> {
+        tokio::task::yield_now().await;
+        self.0.put_role_policy(r, p, d).await
+    }
+    async fn delete_role_policy(&self, r: &str, p: &str) -> Result<(), ErrorInfo> {
+        tokio::task::yield_now().await;
+        self.0.delete_role_policy(r, p).await
+    }
+    async fn list_role_policies(&self, r: &str) -> Result<Vec<String>, ErrorInfo> {
+        tokio::task::yield_now().await;
+        self.0.list_role_policies(r).await
+    }
+}
+
+#[async_trait]
+impl onboard_core::ports::ConnectPort for Interleaving {
+    async fn describe_instance(
+        &self,
+        i: &str,
+    ) -> Result<onboard_core::ports::InstanceInfo, ErrorInfo> {
+        tokio::task::yield_now().await;
+        self.0.describe_instance(i).await
+    }
+    async fn find_association(
+        &self,
+        i: &str,
+        a: &str,
+    ) -> Result<Option<onboard_core::ports::AssociationRef>, ErrorInfo> {
+        tokio::task::yield_now().await;
+        self.0.find_association(i, a).await
+    }
+    async fn create_association(
+        &self,
+        i: &str,
+        a: &str,
+    ) -> Result<onboard_core::ports::AssociationRef, ErrorInfo> {
+        tokio::task::yield_now().await;
+        self.0.create_association(i, a).await
+    }
+    async fn delete_association(&self, i: &str, a: &str) -> Result<(), ErrorInfo> {
+        tokio::task::yield_now().await;
+        self.0.delete_association(i, a).await
+    }
+    async fn profile_applications(
+        &self,
+        i: &str,
+        p: &str,
+    ) -> Result<Vec<onboard_core::ports::ProfileApplication>, ErrorInfo> {
+        tokio::task::yield_now().await;
+        self.0.profile_applications(i, p).await
+    }
+    async fn set_profile_applications(
+        &self,
+        i: &str,
+        p: &str,
+        a: &[onboard_core::ports::ProfileApplication],
+    ) -> Result<(), ErrorInfo> {
+        tokio::task::yield_now().await;
+        self.0.set_profile_applications(i, p, a).await
+    }
+}
+
+#[tokio::test]
+async fn concurrent_sagas_on_shared_roles_and_profiles_lose_nothing() {
+    let h = Harness::new();
+    let slow = Arc::new(Interleaving(h.world.clone()));
+    let ports = Arc::new(OnboardPorts {
+        apps: h.world.clone(),
+        connect: slow.clone(),
+        iam: slow,
+        locks: Arc::new(MemoryLocks::new()),
+        clock: h.clock.clone(),
+    });
+    let mut other = spec_json();
+    other["displayName"] = json!("Knowledge Base");
+    other["accessUrl"] = json!("https://kb.example.com/");
+    let first = h.submit(&spec()).await;
+    let second = h
+        .submit(&parse_spec(other.to_string().as_bytes()).unwrap())
+        .await;
+    let engine = |owner: &str| {
+        Engine::new(
+            h.def.clone(),
+            ports.clone(),
+            h.store.clone(),
+            h.clock.clone(),
+            Arc::new(FixedRandom(0.5)),
+            owner,
+        )
+    };
+    let (e1, e2) = (engine("w1"), engine("w2"));
+    let (r1, r2) = tokio::join!(e1.run(&first), e2.run(&second));
+    assert_eq!(r1.unwrap(), RunOutcome::Finished(SagaStatus::Succeeded));
+    assert_eq!(r2.unwrap(), RunOutcome::Finished(SagaStatus::Succeeded));
+    let world = h.world.snapshot();
+    for instance in [fw::INSTANCE_ALPHA, fw::INSTANCE_BETA] {
+        let doc = &world.roles[&fw::slr_role_name(instance)][onboard_core::policy::POLICY_NAME];
+        let statements = serde_json::from_str::<Value>(doc).unwrap()["Statement"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(
+            statements, 2,
+            "both applications' statements on {instance}'s SLR: {doc}"
+        );
+    }
+    for profile in [fw::PROFILE_BETA_1, fw::PROFILE_BETA_2] {
+        let grants = &world.profiles[&(fw::INSTANCE_BETA.to_string(), profile.to_string())];
+        let namespaces: Vec<&str> = grants.iter().map(|g| g.namespace.as_str()).collect();
+        assert_eq!(
+            namespaces.len(),
+            2,
+            "both entries in {profile}: {namespaces:?}"
+        );
+    }
+    let rec = h.record(&second).await;
+    let waited = rec.log.iter().any(|l| {
+        l.detail
+            .as_deref()
+            .is_some_and(|d| d.contains("ResourceLocked"))
+    }) || h.record(&first).await.log.iter().any(|l| {
+        l.detail
+            .as_deref()
+            .is_some_and(|d| d.contains("ResourceLocked"))
+    });
+    assert!(
+        waited,
+        "the edits really overlapped and one saga waited for the other's lock"
     );
 }

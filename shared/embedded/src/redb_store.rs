@@ -151,6 +151,18 @@ fn index_key(status: SagaStatus, updated_at: Millis, id: &str) -> String {
     format!("{status}{INDEX_SEP}{updated_at:020}{INDEX_SEP}{id}")
 }
 
+/// Whether `cursor` is a `by_status` key of `status` (what `list_by_status` hands out as
+/// `next`): `<STATUS>#<20 digits>#<id>`.
+fn is_cursor_of(status: SagaStatus, cursor: &str) -> bool {
+    cursor
+        .strip_prefix(status.as_str())
+        .and_then(|rest| rest.strip_prefix(INDEX_SEP))
+        .and_then(|rest| rest.split_once(INDEX_SEP))
+        .is_some_and(|(at, id)| {
+            at.len() == 20 && at.bytes().all(|b| b.is_ascii_digit()) && !id.is_empty()
+        })
+}
+
 /// The id at the end of a `by_status` key.
 fn id_from_index_key(key: &str) -> Result<&str, StoreError> {
     key.splitn(3, INDEX_SEP)
@@ -300,7 +312,7 @@ impl SagaStore for RedbSagaStore {
 
     async fn update(&self, record: &SagaRecord, expected_version: u64) -> Result<(), StoreError> {
         if record.version <= expected_version {
-            return Err(StoreError::Backend(format!(
+            return Err(StoreError::Invalid(format!(
                 "refusing to update saga {}: new version {} must be greater than expected version \
                  {expected_version}",
                 record.id, record.version
@@ -366,15 +378,15 @@ impl SagaStore for RedbSagaStore {
         cursor: Option<String>,
     ) -> Result<Page, StoreError> {
         if let Some(c) = &cursor {
-            if !c.starts_with(&format!("{status}{INDEX_SEP}")) {
-                return Err(StoreError::Backend(format!(
-                    "invalid cursor {c:?} for listing {status} sagas"
+            if !is_cursor_of(status, c) {
+                return Err(StoreError::Invalid(format!(
+                    "cursor {c:?} does not come from a listing of {status} sagas"
                 )));
             }
         }
         if limit == 0 {
-            // A page of nothing could never make progress; DynamoDB rejects it too.
-            return Err(StoreError::Backend(format!(
+            // A page of nothing could never make progress.
+            return Err(StoreError::Invalid(format!(
                 "listing {status} sagas needs a page size of at least 1"
             )));
         }
@@ -503,7 +515,7 @@ impl SagaStore for RedbSagaStore {
                 // expired and was taken over): say so rather than complete someone else's key.
                 let record = load_idem(&table, &key)?.filter(|r| r.payload_hash == payload_hash);
                 let Some(mut record) = record else {
-                    return Err(StoreError::Backend(format!(
+                    return Err(StoreError::Invalid(format!(
                         "idempotency key {key:?} is not claimed with this payload"
                     )));
                 };

@@ -206,7 +206,7 @@ async fn update_must_raise_the_version() {
     let mut same = advanced(&rec, SagaStatus::Running, 2_000);
     same.version = 1;
     let err = store.update(&same, 1).await.unwrap_err();
-    assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
     assert_eq!(store.get("s1").await.unwrap(), Some(rec));
 }
 
@@ -239,8 +239,16 @@ async fn paging_is_stable_across_many_records_and_ties() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, StoreError::Backend(_)),
+        matches!(err, StoreError::Invalid(_)),
         "foreign cursor: {err:?}"
+    );
+    let err = store
+        .list_by_status(SagaStatus::Pending, 2, Some("PENDING#junk".into()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Invalid(_)),
+        "malformed cursor of the right status: {err:?}"
     );
 }
 

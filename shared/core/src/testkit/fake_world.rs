@@ -2,7 +2,8 @@
 //! [`IamPort`]) that enforces the real service rules the sagas depend on, with fault injection,
 //! so saga tests can assert that a rollback leaves the world exactly as it was:
 //!
-//! ```ignore
+//! ```
+//! use onboard_core::testkit::fake_world::{throttled, FakeWorld};
 //! let world = FakeWorld::standard();
 //! let before = world.snapshot();
 //! world.fail_nth("create_association", 2, throttled());
@@ -1089,6 +1090,7 @@ mod tests {
         ProfileApplication {
             namespace: namespace.to_string(),
             permissions: vec!["ACCESS".to_string()],
+            kind: None,
         }
     }
 

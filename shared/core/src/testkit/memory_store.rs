@@ -71,9 +71,9 @@ impl SagaStore for MemoryStore {
 
     async fn update(&self, record: &SagaRecord, expected_version: u64) -> Result<(), StoreError> {
         if record.version <= expected_version {
-            return Err(StoreError::Backend(format!(
-                "update of saga {} must raise its version above {expected_version}",
-                record.id
+            return Err(StoreError::Invalid(format!(
+                "update of saga {} must raise its version above {expected_version} (got {})",
+                record.id, record.version
             )));
         }
         let mut g = self.lock()?;
@@ -103,32 +103,48 @@ impl SagaStore for MemoryStore {
         limit: usize,
         cursor: Option<String>,
     ) -> Result<Page, StoreError> {
+        if limit == 0 {
+            return Err(StoreError::Invalid(format!(
+                "listing {status} sagas needs a page size of at least 1"
+            )));
+        }
+        let after = cursor
+            .as_deref()
+            .map(|c| parse_cursor(status, c))
+            .transpose()?;
         let g = self.lock()?;
-        let mut all: Vec<&SagaRecord> = g.sagas.values().filter(|r| r.status == status).collect();
-        all.sort_by(|a, b| (a.updated_at, &a.id).cmp(&(b.updated_at, &b.id)));
-        let sort_key = |r: &SagaRecord| format!("{:015}#{}", r.updated_at, r.id);
-        let items: Vec<SagaRecord> = all
-            .into_iter()
-            .filter(|r| cursor.as_ref().is_none_or(|c| sort_key(r) > *c))
-            .take(limit.max(1) + 1)
-            .cloned()
+        let mut all: Vec<&SagaRecord> = g
+            .sagas
+            .values()
+            .filter(|r| r.status == status)
+            .filter(|r| {
+                after
+                    .as_ref()
+                    .is_none_or(|(at, id)| (r.updated_at, r.id.as_str()) > (*at, id.as_str()))
+            })
             .collect();
-        let limit = limit.max(1);
-        let next = (items.len() > limit).then(|| sort_key(&items[limit - 1]));
+        all.sort_by(|a, b| (a.updated_at, &a.id).cmp(&(b.updated_at, &b.id)));
+        // One extra row tells whether another page exists, so the last page has no cursor.
+        let more = all.len() > limit;
+        all.truncate(limit);
+        let next = more
+            .then(|| all.last().map(|r| cursor_for(status, r)))
+            .flatten();
         Ok(Page {
-            items: items.into_iter().take(limit).collect(),
+            items: all.into_iter().cloned().collect(),
             next,
         })
     }
 
     async fn list_stalled(&self, now: Millis, limit: usize) -> Result<Vec<SagaRecord>, StoreError> {
         let g = self.lock()?;
-        Ok(g.sagas
+        let mut stalled: Vec<&SagaRecord> = g
+            .sagas
             .values()
             .filter(|r| r.status.is_runnable() && r.lease_expires_at() <= now)
-            .take(limit)
-            .cloned()
-            .collect())
+            .collect();
+        stalled.sort_by(|a, b| (a.updated_at, &a.id).cmp(&(b.updated_at, &b.id)));
+        Ok(stalled.into_iter().take(limit).cloned().collect())
     }
 
     async fn namespace_holder(&self, namespace: &str) -> Result<Option<String>, StoreError> {
@@ -192,7 +208,7 @@ impl SagaStore for MemoryStore {
                 item.saga_id = Some(saga_id.to_string());
                 Ok(())
             }
-            _ => Err(StoreError::Backend(format!(
+            _ => Err(StoreError::Invalid(format!(
                 "idempotency key {key:?} is not claimed with this payload"
             ))),
         }
@@ -208,4 +224,27 @@ impl SagaStore for MemoryStore {
         }
         Ok(())
     }
+}
+
+/// The cursor after `record` in the listing of `status`: `<STATUS>#<updated_at>#<id>`, the
+/// same shape the other stores hand out.
+fn cursor_for(status: SagaStatus, record: &SagaRecord) -> String {
+    format!("{status}#{:015}#{}", record.updated_at, record.id)
+}
+
+/// The `(updated_at, id)` a cursor of the `status` listing points after.
+fn parse_cursor(status: SagaStatus, cursor: &str) -> Result<(Millis, String), StoreError> {
+    cursor
+        .strip_prefix(status.as_str())
+        .and_then(|rest| rest.strip_prefix('#'))
+        .and_then(|rest| rest.split_once('#'))
+        .filter(|(at, id)| {
+            !at.is_empty() && at.bytes().all(|b| b.is_ascii_digit()) && !id.is_empty()
+        })
+        .and_then(|(at, id)| Some((at.parse().ok()?, id.to_string())))
+        .ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "cursor {cursor:?} does not come from a listing of {status} sagas"
+            ))
+        })
 }

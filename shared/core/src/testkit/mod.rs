@@ -3,9 +3,11 @@
 
 pub mod clock;
 pub mod fake_world;
+pub mod memory_locks;
 pub mod memory_store;
 pub mod store_contract;
 
 pub use clock::{FixedRandom, ManualClock};
 pub use fake_world::FakeWorld;
+pub use memory_locks::MemoryLocks;
 pub use memory_store::MemoryStore;

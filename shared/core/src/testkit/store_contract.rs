@@ -72,10 +72,17 @@ where
     stale_finished_saga_never_releases_anothers_namespace(&make_store().await).await;
     update_checks_version(&make_store().await).await;
     concurrent_updates_exactly_one_wins(Arc::new(make_store().await)).await;
+    concurrent_creates_on_one_namespace_exactly_one_wins(Arc::new(make_store().await)).await;
+    finished_create_takes_no_namespace(&make_store().await).await;
     list_by_status_pages_oldest_first(&make_store().await).await;
+    list_by_status_ties_page_each_once(&make_store().await).await;
     list_stalled_finds_expired_and_unleased(&make_store().await).await;
+    list_stalled_oldest_first(&make_store().await).await;
+    invalid_requests_are_refused(&make_store().await).await;
     idempotency_claims(&make_store().await).await;
     idempotency_in_progress_expires(&make_store().await).await;
+    idempotency_expired_in_progress_taken_over_by_other_payload(&make_store().await).await;
+    idempotency_expired_completed_key_is_free(&make_store().await).await;
     idempotency_release(&make_store().await).await;
 }
 
@@ -244,6 +251,91 @@ async fn concurrent_updates_exactly_one_wins<S: SagaStore + 'static>(store: Arc<
     assert_eq!(stored.lease.unwrap().owner, format!("w{}", winners[0]));
 }
 
+async fn concurrent_creates_on_one_namespace_exactly_one_wins<S: SagaStore + 'static>(
+    store: Arc<S>,
+) {
+    let mut tasks = Vec::new();
+    for i in 0..8u64 {
+        let store = store.clone();
+        let rec = sample_record(&format!("racer{i}"), "contested");
+        tasks.push(tokio::spawn(async move { (i, store.create(&rec).await) }));
+    }
+    let mut winners = Vec::new();
+    let mut named = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            (i, Ok(())) => winners.push(format!("racer{i}")),
+            (_, Err(StoreError::NamespaceBusy { namespace, saga_id })) => {
+                assert_eq!(
+                    namespace, "contested",
+                    "concurrent creates: NamespaceBusy names the contested namespace"
+                );
+                named.push(saga_id);
+            }
+            (i, Err(e)) => panic!("concurrent create of racer{i} failed unexpectedly: {e:?}"),
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one of 8 racing creates on one namespace wins: {winners:?}"
+    );
+    let winner = &winners[0];
+    assert_eq!(named.len(), 7, "the other 7 creates get NamespaceBusy");
+    assert!(
+        named.iter().all(|holder| holder == winner),
+        "every NamespaceBusy names the winner {winner}: {named:?}"
+    );
+    assert_eq!(
+        store.namespace_holder("contested").await.unwrap().as_ref(),
+        Some(winner),
+        "the winner holds the namespace"
+    );
+    for i in 0..8u64 {
+        let id = format!("racer{i}");
+        let stored = store.get(&id).await.unwrap();
+        assert_eq!(
+            stored.is_some(),
+            id == *winner,
+            "only the winner's record exists after the race ({id}, winner {winner})"
+        );
+    }
+}
+
+async fn finished_create_takes_no_namespace(store: &dyn SagaStore) {
+    let mut done = sample_record("done", "free-ns");
+    done.status = SagaStatus::RolledBack;
+    store.create(&done).await.unwrap();
+    assert_eq!(
+        store.namespace_holder("free-ns").await.unwrap(),
+        None,
+        "creating a ROLLED_BACK saga writes no namespace guard"
+    );
+    assert_eq!(
+        store.get("done").await.unwrap(),
+        Some(done),
+        "the finished saga itself is stored"
+    );
+    store
+        .create(&sample_record("holder", "busy-ns"))
+        .await
+        .unwrap();
+    let mut late = sample_record("late", "busy-ns");
+    late.status = SagaStatus::Succeeded;
+    store.create(&late).await.unwrap_or_else(|e| {
+        panic!("a finished saga does not conflict with the namespace's holder: {e:?}")
+    });
+    assert_eq!(
+        store.namespace_holder("busy-ns").await.unwrap().as_deref(),
+        Some("holder"),
+        "creating a finished saga leaves the holder's guard alone"
+    );
+    store
+        .create(&sample_record("next", "free-ns"))
+        .await
+        .unwrap_or_else(|e| panic!("a namespace with only finished sagas can be taken: {e:?}"));
+}
+
 async fn list_by_status_pages_oldest_first(store: &dyn SagaStore) {
     for i in 0..7u64 {
         let mut rec = sample_record(&format!("s{i}"), &format!("ns{i}"));
@@ -291,6 +383,49 @@ async fn list_by_status_pages_oldest_first(store: &dyn SagaStore) {
         "a status change moves the record between listings"
     );
     assert_eq!(running.next, None);
+}
+
+async fn list_by_status_ties_page_each_once(store: &dyn SagaStore) {
+    // Five sagas share one updated_at, created out of id order; one is older and one newer.
+    for id in ["t3", "t1", "t5", "t2", "t4"] {
+        let mut rec = sample_record(id, &format!("ns-{id}"));
+        rec.updated_at = 5_000;
+        store.create(&rec).await.unwrap();
+    }
+    let mut older = sample_record("z-old", "ns-old");
+    older.updated_at = 4_999;
+    store.create(&older).await.unwrap();
+    let mut newer = sample_record("a-new", "ns-new");
+    newer.updated_at = 5_001;
+    store.create(&newer).await.unwrap();
+
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .list_by_status(SagaStatus::Pending, 1, cursor.clone())
+            .await
+            .unwrap();
+        pages += 1;
+        assert_eq!(
+            page.items.len(),
+            1,
+            "ties on updated_at: every page of size 1 holds exactly one saga (page {pages})"
+        );
+        seen.extend(page.items.iter().map(|r| r.id.clone()));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+        assert!(pages < 20, "ties on updated_at: pagination terminates");
+    }
+    assert_eq!(
+        seen,
+        ["z-old", "t1", "t2", "t3", "t4", "t5", "a-new"],
+        "ties on updated_at are ordered by id; every saga appears exactly once across pages"
+    );
+    assert_eq!(pages, 7, "the last full page carries no cursor");
 }
 
 async fn list_stalled_finds_expired_and_unleased(store: &dyn SagaStore) {
@@ -346,6 +481,112 @@ async fn list_stalled_finds_expired_and_unleased(store: &dyn SagaStore) {
     );
 }
 
+async fn list_stalled_oldest_first(store: &dyn SagaStore) {
+    let now = 50_000;
+    // (id, status, updated_at): ids and statuses deliberately out of time order.
+    let cases = [
+        ("a", SagaStatus::Running, 4_000),
+        ("b", SagaStatus::Pending, 1_000),
+        ("c", SagaStatus::RollingBack, 3_000),
+        ("d", SagaStatus::Pending, 5_000),
+        ("e", SagaStatus::Running, 2_000),
+        ("f", SagaStatus::RollingBack, 2_000),
+    ];
+    for (id, status, at) in cases {
+        let mut rec = sample_record(id, id);
+        rec.status = status;
+        rec.updated_at = at;
+        store.create(&rec).await.unwrap();
+    }
+    let ids = |recs: Vec<SagaRecord>| recs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.list_stalled(now, 100).await.unwrap()),
+        ["b", "e", "f", "c", "a", "d"],
+        "list_stalled returns oldest updated_at first across statuses, ties by id"
+    );
+    assert_eq!(
+        ids(store.list_stalled(now, 3).await.unwrap()),
+        ["b", "e", "f"],
+        "a limited list_stalled returns the oldest ones"
+    );
+    assert!(
+        store.list_stalled(now, 0).await.unwrap().is_empty(),
+        "list_stalled with limit 0 returns nothing"
+    );
+}
+
+async fn invalid_requests_are_refused(store: &dyn SagaStore) {
+    let rec = sample_record("s1", "ns");
+    store.create(&rec).await.unwrap();
+    for version in [1, 0] {
+        let mut not_raised = advanced(&rec, SagaStatus::Running, 2_000);
+        not_raised.version = version;
+        let err = store.update(&not_raised, 1).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Invalid(_)),
+            "update to version {version} from expected version 1 is Invalid: {err:?}"
+        );
+    }
+    assert_eq!(
+        store.get("s1").await.unwrap(),
+        Some(rec.clone()),
+        "a refused update changes nothing"
+    );
+
+    let err = store
+        .list_by_status(SagaStatus::Pending, 0, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Invalid(_)),
+        "list_by_status with limit 0 is Invalid: {err:?}"
+    );
+
+    let mut second = sample_record("s2", "ns2");
+    second.updated_at = 2_000;
+    store.create(&second).await.unwrap();
+    let page = store
+        .list_by_status(SagaStatus::Pending, 1, None)
+        .await
+        .unwrap();
+    let pending_cursor = page
+        .next
+        .expect("two PENDING sagas in pages of 1 leave a cursor");
+    let err = store
+        .list_by_status(SagaStatus::Running, 1, Some(pending_cursor))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Invalid(_)),
+        "a cursor from the PENDING listing is Invalid for the RUNNING listing: {err:?}"
+    );
+    let err = store
+        .list_by_status(SagaStatus::Pending, 1, Some("garbage".into()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Invalid(_)),
+        "a cursor this store never handed out is Invalid: {err:?}"
+    );
+
+    let err = store
+        .complete_idempotency("never-claimed", "h", "s1")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Invalid(_)),
+        "completing an unclaimed idempotency key is Invalid: {err:?}"
+    );
+    assert_eq!(
+        store
+            .claim_idempotency("never-claimed", "h", 1_000, 61_000, 10_000_000)
+            .await
+            .unwrap(),
+        IdempotencyClaim::Claimed,
+        "a refused completion leaves the key free"
+    );
+}
+
 async fn idempotency_claims(store: &dyn SagaStore) {
     let (now, until, exp) = (1_000, 61_000, 10_000_000);
     assert_eq!(
@@ -371,12 +612,13 @@ async fn idempotency_claims(store: &dyn SagaStore) {
         IdempotencyClaim::PayloadMismatch { saga_id: None },
         "a different payload under a live claim is a mismatch"
     );
+    let err = store
+        .complete_idempotency("k", "other-hash", "s1")
+        .await
+        .unwrap_err();
     assert!(
-        store
-            .complete_idempotency("k", "other-hash", "s1")
-            .await
-            .is_err(),
-        "completing with another payload's hash is refused"
+        matches!(err, StoreError::Invalid(_)),
+        "completing with another payload's hash is refused as Invalid: {err:?}"
     );
     store.complete_idempotency("k", "h1", "s1").await.unwrap();
     assert_eq!(
@@ -442,6 +684,107 @@ async fn idempotency_in_progress_expires(store: &dyn SagaStore) {
             .await
             .unwrap(),
         IdempotencyClaim::InProgress { expires_at: 3_001 }
+    );
+}
+
+async fn idempotency_expired_in_progress_taken_over_by_other_payload(store: &dyn SagaStore) {
+    assert_eq!(
+        store
+            .claim_idempotency("k", "h1", 1_000, 2_000, 10_000_000)
+            .await
+            .unwrap(),
+        IdempotencyClaim::Claimed
+    );
+    assert_eq!(
+        store
+            .claim_idempotency("k", "h2", 2_000, 3_000, 10_000_000)
+            .await
+            .unwrap(),
+        IdempotencyClaim::PayloadMismatch { saga_id: None },
+        "at the last millisecond of its window the claim is still live"
+    );
+    assert_eq!(
+        store
+            .claim_idempotency("k", "h2", 2_001, 3_001, 10_000_000)
+            .await
+            .unwrap(),
+        IdempotencyClaim::Claimed,
+        "an expired in-progress claim can be taken over by a different payload"
+    );
+    assert_eq!(
+        store
+            .claim_idempotency("k", "h2", 2_002, 3_002, 10_000_000)
+            .await
+            .unwrap(),
+        IdempotencyClaim::InProgress { expires_at: 3_001 },
+        "the taker's claim is live for the same payload"
+    );
+    assert_eq!(
+        store
+            .claim_idempotency("k", "h1", 2_002, 3_002, 10_000_000)
+            .await
+            .unwrap(),
+        IdempotencyClaim::PayloadMismatch { saga_id: None },
+        "the taker's payload replaced the original one"
+    );
+    let err = store
+        .complete_idempotency("k", "h1", "s-old")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Invalid(_)),
+        "the original claimant lost the key and cannot complete it: {err:?}"
+    );
+    store
+        .complete_idempotency("k", "h2", "s-new")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim_idempotency("k", "h2", 2_003, 3_003, 10_000_000)
+            .await
+            .unwrap(),
+        IdempotencyClaim::Existing {
+            saga_id: "s-new".into()
+        },
+        "the taker completes the key as its own"
+    );
+}
+
+async fn idempotency_expired_completed_key_is_free(store: &dyn SagaStore) {
+    assert_eq!(
+        store
+            .claim_idempotency("k", "h1", 1_000, 2_000, 5_000)
+            .await
+            .unwrap(),
+        IdempotencyClaim::Claimed
+    );
+    store.complete_idempotency("k", "h1", "s1").await.unwrap();
+    assert_eq!(
+        store
+            .claim_idempotency("k", "h1", 5_000, 6_000, 9_000)
+            .await
+            .unwrap(),
+        IdempotencyClaim::Existing {
+            saga_id: "s1".into()
+        },
+        "a completed key is still in force at its expires_at"
+    );
+    assert_eq!(
+        store
+            .claim_idempotency("k", "h1", 5_001, 6_001, 9_000)
+            .await
+            .unwrap(),
+        IdempotencyClaim::Claimed,
+        "a completed key whose expires_at has passed can be claimed again"
+    );
+    assert_eq!(
+        store
+            .claim_idempotency("k", "h1", 5_002, 6_002, 9_000)
+            .await
+            .unwrap(),
+        IdempotencyClaim::InProgress { expires_at: 6_001 },
+        "the re-claimed key is a fresh in-progress claim"
     );
 }
 
