@@ -17,10 +17,13 @@ pub use connect::{ConnectRate, SdkConnect};
 pub use dynamodb_store::{create_table, DynamoSagaStore};
 pub use iam::SdkIam;
 
-/// The onboard saga's ports on real AWS clients, built from one shared [`aws_config::SdkConfig`].
+/// The onboard saga's ports on real AWS clients, built from one shared
+/// [`aws_config::SdkConfig`]; `locks` is the saga store's lock table.
 pub fn onboard_ports(
     sdk: &aws_config::SdkConfig,
     connect_rate: ConnectRate,
+    locks: std::sync::Arc<dyn onboard_core::locks::ResourceLocks>,
+    clock: std::sync::Arc<dyn onboard_core::clock::Clock>,
 ) -> onboard_core::onboard::OnboardPorts {
     use std::sync::Arc;
     onboard_core::onboard::OnboardPorts {
@@ -32,5 +35,7 @@ pub fn onboard_ports(
             connect_rate,
         )),
         iam: Arc::new(SdkIam::new(aws_sdk_iam::Client::new(sdk))),
+        locks,
+        clock,
     }
 }

@@ -182,47 +182,150 @@ fn validate_common(v: &mut Violations, f: &ApplicationFields) {
         if let Some(ext) = &source.external_url_config {
             let path = "ApplicationSourceConfig.ExternalUrlConfig";
             v.required(&format!("{path}.AccessUrl"), ext.access_url.as_ref());
-            v.string(&format!("{path}.AccessUrl"), ext.access_url.as_deref(), 1, 1000, Some(&v::URL));
-            v.count(&format!("{path}.ApprovedOrigins"), ext.approved_origins.as_ref().map(Vec::len), 1, 50);
-            v.strings(&format!("{path}.ApprovedOrigins"), ext.approved_origins.as_deref(), 1, 128, Some(&v::URL));
+            v.string(
+                &format!("{path}.AccessUrl"),
+                ext.access_url.as_deref(),
+                1,
+                1000,
+                Some(&v::URL),
+            );
+            v.count(
+                &format!("{path}.ApprovedOrigins"),
+                ext.approved_origins.as_ref().map(Vec::len),
+                1,
+                50,
+            );
+            v.strings(
+                &format!("{path}.ApprovedOrigins"),
+                ext.approved_origins.as_deref(),
+                1,
+                128,
+                Some(&v::URL),
+            );
         }
     }
-    v.count("Subscriptions", f.subscriptions.as_ref().map(Vec::len), 0, 50);
+    v.count(
+        "Subscriptions",
+        f.subscriptions.as_ref().map(Vec::len),
+        0,
+        50,
+    );
     for s in f.subscriptions.iter().flatten() {
         v.required("Subscriptions.Event", s.event.as_ref());
-        v.string("Subscriptions.Event", s.event.as_deref(), 1, 255, Some(&v::EVENT_NAME));
-        v.string("Subscriptions.Description", s.description.as_deref(), 0, 1000, None);
+        v.string(
+            "Subscriptions.Event",
+            s.event.as_deref(),
+            1,
+            255,
+            Some(&v::EVENT_NAME),
+        );
+        v.string(
+            "Subscriptions.Description",
+            s.description.as_deref(),
+            0,
+            1000,
+            None,
+        );
     }
     v.count("Publications", f.publications.as_ref().map(Vec::len), 0, 50);
     for p in f.publications.iter().flatten() {
         v.required("Publications.Event", p.event.as_ref());
         v.required("Publications.Schema", p.schema.as_ref());
-        v.string("Publications.Event", p.event.as_deref(), 1, 255, Some(&v::EVENT_NAME));
+        v.string(
+            "Publications.Event",
+            p.event.as_deref(),
+            1,
+            255,
+            Some(&v::EVENT_NAME),
+        );
         v.string("Publications.Schema", p.schema.as_deref(), 1, 10240, None);
-        v.string("Publications.Description", p.description.as_deref(), 0, 1000, None);
+        v.string(
+            "Publications.Description",
+            p.description.as_deref(),
+            0,
+            1000,
+            None,
+        );
     }
     v.count("Permissions", f.permissions.as_ref().map(Vec::len), 0, 150);
-    v.strings("Permissions", f.permissions.as_deref(), 1, 255, Some(&v::PERMISSION));
-    v.range("InitializationTimeout", f.initialization_timeout, 1, 600_000);
+    v.strings(
+        "Permissions",
+        f.permissions.as_deref(),
+        1,
+        255,
+        Some(&v::PERMISSION),
+    );
+    v.range(
+        "InitializationTimeout",
+        f.initialization_timeout,
+        1,
+        600_000,
+    );
     if let Some(scope) = f
         .application_config
         .as_ref()
         .and_then(|c| c.contact_handling.as_ref())
         .and_then(|c| c.scope.as_deref())
     {
-        v.one_of("ApplicationConfig.ContactHandling.Scope", Some(scope), &["CROSS_CONTACTS", "PER_CONTACT"]);
+        v.one_of(
+            "ApplicationConfig.ContactHandling.Scope",
+            Some(scope),
+            &["CROSS_CONTACTS", "PER_CONTACT"],
+        );
     }
     if let Some(iframe) = &f.iframe_config {
-        v.count("IframeConfig.Allow", iframe.allow.as_ref().map(Vec::len), 0, 25);
-        v.strings("IframeConfig.Allow", iframe.allow.as_deref(), 1, 100, Some(&v::IFRAME_PERMISSION));
-        v.count("IframeConfig.Sandbox", iframe.sandbox.as_ref().map(Vec::len), 0, 25);
-        v.strings("IframeConfig.Sandbox", iframe.sandbox.as_deref(), 1, 100, Some(&v::IFRAME_PERMISSION));
+        v.count(
+            "IframeConfig.Allow",
+            iframe.allow.as_ref().map(Vec::len),
+            0,
+            25,
+        );
+        v.strings(
+            "IframeConfig.Allow",
+            iframe.allow.as_deref(),
+            1,
+            100,
+            Some(&v::IFRAME_PERMISSION),
+        );
+        v.count(
+            "IframeConfig.Sandbox",
+            iframe.sandbox.as_ref().map(Vec::len),
+            0,
+            25,
+        );
+        v.strings(
+            "IframeConfig.Sandbox",
+            iframe.sandbox.as_deref(),
+            1,
+            100,
+            Some(&v::IFRAME_PERMISSION),
+        );
     }
-    v.one_of("ApplicationType", f.application_type.as_deref(), APPLICATION_TYPES);
+    v.one_of(
+        "ApplicationType",
+        f.application_type.as_deref(),
+        APPLICATION_TYPES,
+    );
     if let Some(auth) = &f.auth_config {
-        v.one_of("AuthConfig.AuthType", auth.auth_type.as_deref(), &["API_KEY", "CONNECT_JWT"]);
-        v.string("AuthConfig.CredentialProviderIdentifier", auth.credential_provider_identifier.as_deref(), 1, 2048, Some(&v::ARN));
-        v.string("AuthConfig.AudienceOverride", auth.audience_override.as_deref(), 1, 255, Some(&v::NON_BLANK));
+        v.one_of(
+            "AuthConfig.AuthType",
+            auth.auth_type.as_deref(),
+            &["API_KEY", "CONNECT_JWT"],
+        );
+        v.string(
+            "AuthConfig.CredentialProviderIdentifier",
+            auth.credential_provider_identifier.as_deref(),
+            1,
+            2048,
+            Some(&v::ARN),
+        );
+        v.string(
+            "AuthConfig.AudienceOverride",
+            auth.audience_override.as_deref(),
+            1,
+            255,
+            Some(&v::NON_BLANK),
+        );
     }
 }
 
@@ -231,25 +334,35 @@ fn auth_rules(f: &ApplicationFields) -> Result<(), ApiError> {
     let auth = f.auth_config.as_ref();
     let auth_type = auth.and_then(|a| a.auth_type.as_deref());
     if f.application_type.as_deref() == Some("A2A_SERVER") && auth_type.is_none() {
-        return Err(invalid("AuthConfig.AuthType is required for A2A_SERVER applications"));
+        return Err(invalid(
+            "AuthConfig.AuthType is required for A2A_SERVER applications",
+        ));
     }
     if let Some(auth) = auth {
         let has_secret = auth.credential_provider_identifier.is_some();
         match auth_type {
             Some("API_KEY") if !has_secret => {
-                return Err(invalid("CredentialProviderIdentifier is required when AuthType is API_KEY"))
+                return Err(invalid(
+                    "CredentialProviderIdentifier is required when AuthType is API_KEY",
+                ))
             }
             Some("CONNECT_JWT") if has_secret => {
-                return Err(invalid("CredentialProviderIdentifier must not be set when AuthType is CONNECT_JWT"))
+                return Err(invalid(
+                    "CredentialProviderIdentifier must not be set when AuthType is CONNECT_JWT",
+                ))
             }
             _ => {}
         }
         if let Some(aud) = &auth.audience_override {
             if auth_type != Some("CONNECT_JWT") {
-                return Err(invalid("AudienceOverride can be set only when AuthType is CONNECT_JWT"));
+                return Err(invalid(
+                    "AudienceOverride can be set only when AuthType is CONNECT_JWT",
+                ));
             }
             if aud.contains("connect.amazonaws.com") {
-                return Err(invalid("AudienceOverride can't contain connect.amazonaws.com"));
+                return Err(invalid(
+                    "AudienceOverride can't contain connect.amazonaws.com",
+                ));
             }
         }
     }
@@ -262,8 +375,17 @@ fn create(world: &mut World, body: &[u8], now_ms: u64, limits: Limits) -> Outcom
     let mut v = Violations::new();
     v.required("Name", f.name.as_ref());
     v.required("Namespace", f.namespace.as_ref());
-    v.required("ApplicationSourceConfig", f.application_source_config.as_ref());
-    v.string("Namespace", f.namespace.as_deref(), 1, 211, Some(&v::NAMESPACE));
+    v.required(
+        "ApplicationSourceConfig",
+        f.application_source_config.as_ref(),
+    );
+    v.string(
+        "Namespace",
+        f.namespace.as_deref(),
+        1,
+        211,
+        Some(&v::NAMESPACE),
+    );
     v.string("ClientToken", f.client_token.as_deref(), 1, 2048, None);
     if let Some(tags) = &f.tags {
         v.count("Tags", Some(tags.len()), 1, 200);
@@ -275,8 +397,12 @@ fn create(world: &mut World, body: &[u8], now_ms: u64, limits: Limits) -> Outcom
     validate_common(&mut v, &f);
     check(v)?;
     auth_rules(&f)?;
-    let (Some(name), Some(namespace), Some(source)) = (f.name, f.namespace, f.application_source_config) else {
-        return Err(invalid("Name, Namespace and ApplicationSourceConfig are required"));
+    let (Some(name), Some(namespace), Some(source)) =
+        (f.name, f.namespace, f.application_source_config)
+    else {
+        return Err(invalid(
+            "Name, Namespace and ApplicationSourceConfig are required",
+        ));
     };
 
     // Idempotency: the same token and the same request return the first result.
@@ -296,7 +422,11 @@ fn create(world: &mut World, body: &[u8], now_ms: u64, limits: Limits) -> Outcom
             }
         }
     }
-    if world.applications.values().any(|a| a.namespace == namespace) {
+    if world
+        .applications
+        .values()
+        .any(|a| a.namespace == namespace)
+    {
         return Err(ApiError::new(
             "DuplicateResourceException",
             409,
@@ -455,7 +585,10 @@ fn delete(world: &mut World, identifier: &str, params: &[(String, String)]) -> O
     if !associations.is_empty() && !force {
         let instances: Vec<String> = associations
             .iter()
-            .filter_map(|(_, ia)| ia.as_ref().and_then(|ia| world.integration_associations.get(ia)))
+            .filter_map(|(_, ia)| {
+                ia.as_ref()
+                    .and_then(|ia| world.integration_associations.get(ia))
+            })
             .map(|ia| ia.instance_id.clone())
             .collect();
         return Err(invalid(&format!(
@@ -474,7 +607,9 @@ fn delete(world: &mut World, identifier: &str, params: &[(String, String)]) -> O
         }
     }
     world.applications.remove(&id);
-    world.client_tokens.retain(|_, record| record.application_id != id);
+    world
+        .client_tokens
+        .retain(|_, record| record.application_id != id);
     Ok(Reply::Json(json!({})))
 }
 
@@ -521,7 +656,9 @@ fn list(world: &mut World, params: &[(String, String)]) -> Outcome {
         })
         .collect();
     let (page, next) = page(items, token, max).map_err(|_| invalid("Invalid NextToken"))?;
-    Ok(Reply::Json(compact(json!({"Applications": page, "NextToken": next}))))
+    Ok(Reply::Json(compact(
+        json!({"Applications": page, "NextToken": next}),
+    )))
 }
 
 fn list_associations(world: &mut World, identifier: &str, params: &[(String, String)]) -> Outcome {
@@ -544,5 +681,7 @@ fn list_associations(world: &mut World, identifier: &str, params: &[(String, Str
         })
         .collect();
     let (page, next) = page(items, token, max).map_err(|_| invalid("Invalid NextToken"))?;
-    Ok(Reply::Json(compact(json!({"ApplicationAssociations": page, "NextToken": next}))))
+    Ok(Reply::Json(compact(
+        json!({"ApplicationAssociations": page, "NextToken": next}),
+    )))
 }

@@ -75,15 +75,21 @@ pub(crate) fn route(method: &Method, segs: &[String]) -> Option<(&'static str, V
     let (op, labels) = match (method.as_str(), s.as_slice()) {
         ("GET", ["instance"]) => ("ListInstances", vec![]),
         ("GET", ["instance", id]) => ("DescribeInstance", vec![*id]),
-        ("PUT", ["instance", id, "integration-associations"]) => ("CreateIntegrationAssociation", vec![*id]),
-        ("GET", ["instance", id, "integration-associations"]) => ("ListIntegrationAssociations", vec![*id]),
+        ("PUT", ["instance", id, "integration-associations"]) => {
+            ("CreateIntegrationAssociation", vec![*id])
+        }
+        ("GET", ["instance", id, "integration-associations"]) => {
+            ("ListIntegrationAssociations", vec![*id])
+        }
         ("DELETE", ["instance", id, "integration-associations", assoc]) => {
             ("DeleteIntegrationAssociation", vec![*id, *assoc])
         }
         ("GET", ["security-profiles-summary", id]) => ("ListSecurityProfiles", vec![*id]),
         ("GET", ["security-profiles", id, sp]) => ("DescribeSecurityProfile", vec![*id, *sp]),
         ("POST", ["security-profiles", id, sp]) => ("UpdateSecurityProfile", vec![*id, *sp]),
-        ("GET", ["security-profiles-applications", id, sp]) => ("ListSecurityProfileApplications", vec![*id, *sp]),
+        ("GET", ["security-profiles-applications", id, sp]) => {
+            ("ListSecurityProfileApplications", vec![*id, *sp])
+        }
         _ => return None,
     };
     Some((op, labels.into_iter().map(str::to_owned).collect()))
@@ -109,7 +115,9 @@ pub(crate) fn execute(
         "ListIntegrationAssociations" => list_associations(world, ctx, first, params),
         "ListSecurityProfiles" => list_profiles(world, ctx, first, params),
         "DescribeSecurityProfile" => describe_profile(world, ctx, first, second),
-        "ListSecurityProfileApplications" => list_profile_applications(world, ctx, first, second, params),
+        "ListSecurityProfileApplications" => {
+            list_profile_applications(world, ctx, first, second, params)
+        }
         "UpdateSecurityProfile" => update_profile(world, ctx, first, second, body, now_ms),
         other => Err(Service::Connect.unknown_operation(other)),
     }
@@ -134,10 +142,17 @@ impl Op<'_> {
     }
 
     fn check(self, violations: Violations) -> Result<(), ApiError> {
-        violations.finish().map_or(Ok(()), |m| Err(self.invalid(&m)))
+        violations
+            .finish()
+            .map_or(Ok(()), |m| Err(self.invalid(&m)))
     }
 
-    fn max_results(self, params: &[(String, String)], max: i64, default: i64) -> Result<usize, ApiError> {
+    fn max_results(
+        self,
+        params: &[(String, String)],
+        max: i64,
+        default: i64,
+    ) -> Result<usize, ApiError> {
         let value = query_int(params, "maxResults").map_err(|m| self.invalid(&m))?;
         let mut v = Violations::new();
         v.range("maxResults", value, 1, max);
@@ -163,7 +178,10 @@ fn instance<'w>(world: &'w World, op: Op<'_>, identifier: &str) -> Result<&'w In
 
 fn profile_id(instance: &Instance, identifier: &str) -> String {
     let prefix = format!("{}/security-profile/", instance.arn);
-    identifier.strip_prefix(&prefix).unwrap_or(identifier).to_owned()
+    identifier
+        .strip_prefix(&prefix)
+        .unwrap_or(identifier)
+        .to_owned()
 }
 
 fn instance_summary(i: &Instance) -> serde_json::Value {
@@ -193,21 +211,49 @@ fn list_instances(world: &mut World, op: Op<'_>, params: &[(String, String)]) ->
         .values()
         .map(|i| (i.id.clone(), instance_summary(i)))
         .collect();
-    let (page, next) =
-        page(items, query(params, "nextToken"), max).map_err(|_| op.invalid("Invalid NextToken"))?;
-    Ok(Reply::Json(compact(json!({"InstanceSummaryList": page, "NextToken": next}))))
+    let (page, next) = page(items, query(params, "nextToken"), max)
+        .map_err(|_| op.invalid("Invalid NextToken"))?;
+    Ok(Reply::Json(compact(
+        json!({"InstanceSummaryList": page, "NextToken": next}),
+    )))
 }
 
-fn create_association(world: &mut World, op: Op<'_>, id: &str, body: &[u8], now_ms: u64) -> Outcome {
+fn create_association(
+    world: &mut World,
+    op: Op<'_>,
+    id: &str,
+    body: &[u8],
+    now_ms: u64,
+) -> Outcome {
     let raw = parse_body(body)?;
     let req: CreateIntegrationAssociationRequest = shape(&raw)?;
     let mut v = Violations::new();
     v.required("IntegrationType", req.integration_type.as_ref());
     v.required("IntegrationArn", req.integration_arn.as_ref());
-    v.one_of("IntegrationType", req.integration_type.as_deref(), INTEGRATION_TYPES);
-    v.string("SourceApplicationUrl", req.source_application_url.as_deref(), 1, 2000, None);
-    v.string("SourceApplicationName", req.source_application_name.as_deref(), 1, 100, Some(&v::SOURCE_APP_NAME));
-    v.one_of("SourceType", req.source_type.as_deref(), &["SALESFORCE", "ZENDESK", "CASES"]);
+    v.one_of(
+        "IntegrationType",
+        req.integration_type.as_deref(),
+        INTEGRATION_TYPES,
+    );
+    v.string(
+        "SourceApplicationUrl",
+        req.source_application_url.as_deref(),
+        1,
+        2000,
+        None,
+    );
+    v.string(
+        "SourceApplicationName",
+        req.source_application_name.as_deref(),
+        1,
+        100,
+        Some(&v::SOURCE_APP_NAME),
+    );
+    v.one_of(
+        "SourceType",
+        req.source_type.as_deref(),
+        &["SALESFORCE", "ZENDESK", "CASES"],
+    );
     if let Some(tags) = &req.tags {
         v.count("Tags", Some(tags.len()), 1, 50);
         for (key, value) in tags {
@@ -225,10 +271,16 @@ fn create_association(world: &mut World, op: Op<'_>, id: &str, body: &[u8], now_
     let inst = instance(world, op, id)?;
     let instance_id = inst.id.clone();
     if inst.status != "ACTIVE" {
-        return Err(op.invalid(&format!("Instance {instance_id} is not ACTIVE (status {})", inst.status)));
+        return Err(op.invalid(&format!(
+            "Instance {instance_id} is not ACTIVE (status {})",
+            inst.status
+        )));
     }
     let (integration_arn, application_id) = if kind == "APPLICATION" {
-        let uses_slr = inst.service_role.as_deref().is_some_and(|r| r.contains(SLR_MARKER));
+        let uses_slr = inst
+            .service_role
+            .as_deref()
+            .is_some_and(|r| r.contains(SLR_MARKER));
         if !uses_slr {
             return Err(op.invalid(&format!(
                 "Instance {instance_id} does not use a service-linked role. Third-party applications can be \
@@ -236,7 +288,11 @@ fn create_association(world: &mut World, op: Op<'_>, id: &str, body: &[u8], now_
                  create it first (Amazon Connect console, instance overview, Create service-linked role)"
             )));
         }
-        let app_id = if arn.starts_with("arn:") { world.resolve_application(&arn) } else { None };
+        let app_id = if arn.starts_with("arn:") {
+            world.resolve_application(&arn)
+        } else {
+            None
+        };
         let Some(app_id) = app_id else {
             return Err(not_found(&format!("Application {arn} was not found")));
         };
@@ -245,7 +301,9 @@ fn create_association(world: &mut World, op: Op<'_>, id: &str, body: &[u8], now_
         (arn, None)
     };
     let duplicate = world.integration_associations.values().any(|a| {
-        a.instance_id == instance_id && a.integration_type == kind && a.integration_arn == integration_arn
+        a.instance_id == instance_id
+            && a.integration_type == kind
+            && a.integration_arn == integration_arn
     });
     if duplicate {
         return Err(ApiError::new(
@@ -254,7 +312,13 @@ fn create_association(world: &mut World, op: Op<'_>, id: &str, body: &[u8], now_
             &format!("{integration_arn} is already associated with instance {instance_id}"),
         ));
     }
-    let assoc_id = world.associate(&instance_id, &kind, &integration_arn, application_id.as_deref(), now_ms);
+    let assoc_id = world.associate(
+        &instance_id,
+        &kind,
+        &integration_arn,
+        application_id.as_deref(),
+        now_ms,
+    );
     let assoc_arn = world
         .integration_associations
         .get(&assoc_id)
@@ -284,7 +348,12 @@ fn delete_association(world: &mut World, op: Op<'_>, id: &str, assoc_id: &str) -
     Ok(Reply::Json(json!({})))
 }
 
-fn list_associations(world: &mut World, op: Op<'_>, id: &str, params: &[(String, String)]) -> Outcome {
+fn list_associations(
+    world: &mut World,
+    op: Op<'_>,
+    id: &str,
+    params: &[(String, String)],
+) -> Outcome {
     let instance_id = instance(world, op, id)?.id.clone();
     let max = op.max_results(params, 100, 100)?;
     let kind = query(params, "integrationType");
@@ -313,9 +382,11 @@ fn list_associations(world: &mut World, op: Op<'_>, id: &str, params: &[(String,
             )
         })
         .collect();
-    let (page, next) =
-        page(items, query(params, "nextToken"), max).map_err(|_| op.invalid("Invalid NextToken"))?;
-    Ok(Reply::Json(compact(json!({"IntegrationAssociationSummaryList": page, "NextToken": next}))))
+    let (page, next) = page(items, query(params, "nextToken"), max)
+        .map_err(|_| op.invalid("Invalid NextToken"))?;
+    Ok(Reply::Json(compact(
+        json!({"IntegrationAssociationSummaryList": page, "NextToken": next}),
+    )))
 }
 
 fn list_profiles(world: &mut World, op: Op<'_>, id: &str, params: &[(String, String)]) -> Outcome {
@@ -337,9 +408,11 @@ fn list_profiles(world: &mut World, op: Op<'_>, id: &str, params: &[(String, Str
             )
         })
         .collect();
-    let (page, next) =
-        page(items, query(params, "nextToken"), max).map_err(|_| op.invalid("Invalid NextToken"))?;
-    Ok(Reply::Json(compact(json!({"SecurityProfileSummaryList": page, "NextToken": next}))))
+    let (page, next) = page(items, query(params, "nextToken"), max)
+        .map_err(|_| op.invalid("Invalid NextToken"))?;
+    Ok(Reply::Json(compact(
+        json!({"SecurityProfileSummaryList": page, "NextToken": next}),
+    )))
 }
 
 fn describe_profile(world: &mut World, op: Op<'_>, id: &str, profile: &str) -> Outcome {
@@ -380,8 +453,8 @@ fn list_profile_applications(
         .enumerate()
         .map(|(i, g)| (format!("{i:06}"), g.clone()))
         .collect();
-    let (page, next) =
-        page(items, query(params, "nextToken"), max).map_err(|_| op.invalid("Invalid NextToken"))?;
+    let (page, next) = page(items, query(params, "nextToken"), max)
+        .map_err(|_| op.invalid("Invalid NextToken"))?;
     Ok(Reply::Json(compact(json!({
         "Applications": page,
         "NextToken": next,
@@ -390,21 +463,62 @@ fn list_profile_applications(
     }))))
 }
 
-fn update_profile(world: &mut World, op: Op<'_>, id: &str, profile: &str, body: &[u8], now_ms: u64) -> Outcome {
+fn update_profile(
+    world: &mut World,
+    op: Op<'_>,
+    id: &str,
+    profile: &str,
+    body: &[u8],
+    now_ms: u64,
+) -> Outcome {
     let raw = parse_body(body)?;
     let req: UpdateSecurityProfileRequest = shape(&raw)?;
     let mut v = Violations::new();
     v.string("Description", req.description.as_deref(), 0, 250, None);
-    v.count("Permissions", req.permissions.as_ref().map(Vec::len), 0, 500);
+    v.count(
+        "Permissions",
+        req.permissions.as_ref().map(Vec::len),
+        0,
+        500,
+    );
     v.strings("Permissions", req.permissions.as_deref(), 1, 128, None);
-    v.count("Applications", req.applications.as_ref().map(Vec::len), 0, 10);
+    v.count(
+        "Applications",
+        req.applications.as_ref().map(Vec::len),
+        0,
+        10,
+    );
     for grant in req.applications.iter().flatten() {
         v.required("Applications.Namespace", grant.namespace.as_ref());
-        v.string("Applications.Namespace", grant.namespace.as_deref(), 1, 128, None);
-        v.required("Applications.ApplicationPermissions", grant.application_permissions.as_ref());
-        v.count("Applications.ApplicationPermissions", grant.application_permissions.as_ref().map(Vec::len), 1, 50);
-        v.strings("Applications.ApplicationPermissions", grant.application_permissions.as_deref(), 1, 128, None);
-        v.one_of("Applications.Type", grant.r#type.as_deref(), &["MCP", "THIRD_PARTY_APPLICATION"]);
+        v.string(
+            "Applications.Namespace",
+            grant.namespace.as_deref(),
+            1,
+            128,
+            None,
+        );
+        v.required(
+            "Applications.ApplicationPermissions",
+            grant.application_permissions.as_ref(),
+        );
+        v.count(
+            "Applications.ApplicationPermissions",
+            grant.application_permissions.as_ref().map(Vec::len),
+            1,
+            50,
+        );
+        v.strings(
+            "Applications.ApplicationPermissions",
+            grant.application_permissions.as_deref(),
+            1,
+            128,
+            None,
+        );
+        v.one_of(
+            "Applications.Type",
+            grant.r#type.as_deref(),
+            &["MCP", "THIRD_PARTY_APPLICATION"],
+        );
     }
     op.check(v)?;
     let inst = instance(world, op, id)?;
@@ -424,13 +538,20 @@ fn update_profile(world: &mut World, op: Op<'_>, id: &str, profile: &str, body: 
         for grant in grants {
             let ns = grant.namespace.as_deref().unwrap_or_default();
             if !seen.insert(ns) {
-                return Err(op.invalid(&format!("Application namespace {ns} appears more than once")));
+                return Err(op.invalid(&format!(
+                    "Application namespace {ns} appears more than once"
+                )));
             }
             let third_party = grant.r#type.as_deref() != Some("MCP");
             if !third_party {
                 continue;
             }
-            if grant.application_permissions.iter().flatten().any(|p| p != "ACCESS") {
+            if grant
+                .application_permissions
+                .iter()
+                .flatten()
+                .any(|p| p != "ACCESS")
+            {
                 return Err(op.invalid(&format!(
                     "Only the ACCESS permission is supported for third-party application {ns}"
                 )));
@@ -460,7 +581,9 @@ fn update_profile(world: &mut World, op: Op<'_>, id: &str, profile: &str, body: 
         .get_mut(&instance_id)
         .and_then(|i| i.security_profiles.get_mut(&pid))
     else {
-        return Err(not_found(&format!("Security profile {profile} was not found")));
+        return Err(not_found(&format!(
+            "Security profile {profile} was not found"
+        )));
     };
     if let Some(grants) = req.applications {
         // The list replaces the previous one.

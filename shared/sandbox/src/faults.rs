@@ -49,7 +49,7 @@ pub struct FaultSpec {
     /// Seed of the probability draw (0 when absent), for reproducible runs.
     #[serde(default)]
     pub seed: Option<u64>,
-    /// Added before the call is served.
+    /// Added before the call is served (capped at 600,000 ms).
     #[serde(default)]
     pub latency_ms: Option<u64>,
     /// The error to answer with; the service's internal error when absent.
@@ -81,11 +81,12 @@ impl FaultSpec {
     }
 
     fn resolved_mode(&self) -> FaultMode {
-        self.mode.unwrap_or(if self.error.is_none() && self.latency_ms.is_some() {
-            FaultMode::Delay
-        } else {
-            FaultMode::Fail
-        })
+        self.mode
+            .unwrap_or(if self.error.is_none() && self.latency_ms.is_some() {
+                FaultMode::Delay
+            } else {
+                FaultMode::Fail
+            })
     }
 
     fn matches(&self, service: Service, operation: &str) -> bool {
@@ -111,6 +112,9 @@ pub struct FaultRule {
     #[serde(skip)]
     rng: fastrand::Rng,
 }
+
+/// Injected latency is capped at ten minutes: longer only hangs a test run.
+const MAX_LATENCY_MS: u64 = 600_000;
 
 /// What the faults decided for one call.
 #[derive(Debug, Default)]
@@ -176,7 +180,8 @@ impl Faults {
             decision.fired.push(rule.id);
             decision.latency_ms = decision
                 .latency_ms
-                .saturating_add(rule.spec.latency_ms.unwrap_or(0));
+                .saturating_add(rule.spec.latency_ms.unwrap_or(0))
+                .min(MAX_LATENCY_MS);
             let error = rule.spec.error.as_ref().map_or_else(
                 || service.internal_error("Injected fault"),
                 |e| {
@@ -211,11 +216,28 @@ mod tests {
             status: 429,
             message: None,
         };
-        faults.add(FaultSpec::fail_nth(Service::Connect, "ListInstances", 2, err));
-        assert!(faults.decide(Service::Connect, "ListInstances").fail.is_none());
-        assert!(faults.decide(Service::Connect, "DescribeInstance").fail.is_none());
-        assert!(faults.decide(Service::Connect, "ListInstances").fail.is_some());
-        assert!(faults.decide(Service::Connect, "ListInstances").fail.is_none());
+        faults.add(FaultSpec::fail_nth(
+            Service::Connect,
+            "ListInstances",
+            2,
+            err,
+        ));
+        assert!(faults
+            .decide(Service::Connect, "ListInstances")
+            .fail
+            .is_none());
+        assert!(faults
+            .decide(Service::Connect, "DescribeInstance")
+            .fail
+            .is_none());
+        assert!(faults
+            .decide(Service::Connect, "ListInstances")
+            .fail
+            .is_some());
+        assert!(faults
+            .decide(Service::Connect, "ListInstances")
+            .fail
+            .is_none());
 
         let draws = |seed| {
             let mut f = Faults::default();
@@ -223,11 +245,16 @@ mod tests {
                 nth: None,
                 probability: Some(0.5),
                 seed: Some(seed),
-                ..FaultSpec::fail_nth(Service::Iam, "GetRole", 0, FaultError {
-                    code: "ServiceFailure".to_owned(),
-                    status: 500,
-                    message: None,
-                })
+                ..FaultSpec::fail_nth(
+                    Service::Iam,
+                    "GetRole",
+                    0,
+                    FaultError {
+                        code: "ServiceFailure".to_owned(),
+                        status: 500,
+                        message: None,
+                    },
+                )
             });
             (0..32)
                 .map(|_| f.decide(Service::Iam, "GetRole").fail.is_some())

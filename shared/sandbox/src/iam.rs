@@ -135,7 +135,10 @@ fn get_role(world: &mut World, params: &Params) -> Outcome {
     xml.push_str(&xml_el("RoleId", &r.id));
     xml.push_str(&xml_el("Arn", &r.arn));
     xml.push_str(&xml_el("CreateDate", &iso8601(r.created_ms)));
-    xml.push_str(&xml_el("AssumeRolePolicyDocument", &url_encode(&r.assume_role_policy)));
+    xml.push_str(&xml_el(
+        "AssumeRolePolicyDocument",
+        &url_encode(&r.assume_role_policy),
+    ));
     if let Some(d) = &r.description {
         xml.push_str(&xml_el("Description", d));
     }
@@ -181,7 +184,13 @@ fn put_role_policy(world: &mut World, params: &Params) -> Outcome {
     let pname = policy_name(params, &mut v);
     let doc = get(params, "PolicyDocument");
     v.required("PolicyDocument", doc.as_ref());
-    v.string("PolicyDocument", doc, 1, 131_072, Some(&v::IAM_POLICY_CHARS));
+    v.string(
+        "PolicyDocument",
+        doc,
+        1,
+        131_072,
+        Some(&v::IAM_POLICY_CHARS),
+    );
     check(v)?;
     let doc = doc.unwrap_or_default().to_owned();
     let r = role(world, &name)?;
@@ -242,12 +251,18 @@ fn paging(params: &Params, v: &mut Violations) -> (usize, Option<String>) {
     };
     let marker = get(params, "Marker");
     v.string("Marker", marker, 1, 320, Some(&v::IAM_MARKER));
-    (usize::try_from(max).unwrap_or(100), marker.map(str::to_owned))
+    (
+        usize::try_from(max).unwrap_or(100),
+        marker.map(str::to_owned),
+    )
 }
 
 fn truncation(next: Option<String>) -> String {
     match next {
-        Some(marker) => format!("<IsTruncated>true</IsTruncated>{}", xml_el("Marker", &marker)),
+        Some(marker) => format!(
+            "<IsTruncated>true</IsTruncated>{}",
+            xml_el("Marker", &marker)
+        ),
         None => "<IsTruncated>false</IsTruncated>".to_owned(),
     }
 }
@@ -286,37 +301,57 @@ fn simulate(world: &mut World, params: &Params) -> Outcome {
     let resources = list(params, "ResourceArns");
     v.strings("ResourceArns", resources.as_deref(), 1, 2048, None);
     let inputs = list(params, "PolicyInputList").unwrap_or_default();
-    v.strings("PolicyInputList", Some(&inputs), 1, 131_072, Some(&v::IAM_POLICY_CHARS));
+    v.strings(
+        "PolicyInputList",
+        Some(&inputs),
+        1,
+        131_072,
+        Some(&v::IAM_POLICY_CHARS),
+    );
     let (max, marker) = paging(params, &mut v);
     check(v)?;
     let source = source.unwrap_or_default();
 
     // The principal's identity policies: a seeded caller, or a role's inline policies.
-    let (kind, named): (&str, Vec<(String, String)>) = if let Some(caller) = world.callers.get(source) {
-        let kind = if source.contains(":user/") { "user" } else { "role" };
-        (kind, caller.policies.clone().into_iter().collect())
-    } else if let Some(r) = world.roles.values().find(|r| r.arn == source) {
-        ("role", r.inline_policies.clone().into_iter().collect())
-    } else {
-        return Err(ApiError::new(
-            "NoSuchEntity",
-            404,
-            &format!("The principal with ARN {source} cannot be found."),
-        ));
-    };
+    let (kind, named): (&str, Vec<(String, String)>) =
+        if let Some(caller) = world.callers.get(source) {
+            let kind = if source.contains(":user/") {
+                "user"
+            } else {
+                "role"
+            };
+            (kind, caller.policies.clone().into_iter().collect())
+        } else if let Some(r) = world.roles.values().find(|r| r.arn == source) {
+            ("role", r.inline_policies.clone().into_iter().collect())
+        } else {
+            return Err(ApiError::new(
+                "NoSuchEntity",
+                404,
+                &format!("The principal with ARN {source} cannot be found."),
+            ));
+        };
     let mut policies = Vec::new();
     let mut kinds = std::collections::BTreeMap::new();
     for (name, doc) in named {
         let statements = policy::parse(&doc).map_err(|m| {
-            ApiError::new("PolicyEvaluation", 500, &format!("Policy {name} could not be evaluated: {m}"))
+            ApiError::new(
+                "PolicyEvaluation",
+                500,
+                &format!("Policy {name} could not be evaluated: {m}"),
+            )
         })?;
         kinds.insert(name.clone(), kind);
         policies.push((name, statements));
     }
     for (i, doc) in inputs.iter().enumerate() {
         let name = format!("PolicyInputList.{}", i + 1);
-        let statements = policy::parse(doc)
-            .map_err(|m| ApiError::new("InvalidInput", 400, &format!("{name} is not a valid policy: {m}")))?;
+        let statements = policy::parse(doc).map_err(|m| {
+            ApiError::new(
+                "InvalidInput",
+                400,
+                &format!("{name} is not a valid policy: {m}"),
+            )
+        })?;
         kinds.insert(name.clone(), "none");
         policies.push((name, statements));
     }
@@ -334,7 +369,10 @@ fn simulate(world: &mut World, params: &Params) -> Outcome {
                     format!(
                         "<member>{}{}</member>",
                         xml_el("SourcePolicyId", name),
-                        xml_el("SourcePolicyType", kinds.get(name).copied().unwrap_or("none"))
+                        xml_el(
+                            "SourcePolicyType",
+                            kinds.get(name).copied().unwrap_or("none")
+                        )
                     )
                 })
                 .collect();

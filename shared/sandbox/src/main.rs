@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use onboard_sandbox::{Sandbox, SandboxConfig, SeedConfig};
+use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,11 +24,26 @@ struct Args {
     /// Turn off Connect's default throttling (2 requests/s, burst 5 per API).
     #[arg(long)]
     no_throttle: bool,
+    /// Print the built-in demo seed as JSON (a template for --seed) and exit.
+    #[arg(long)]
+    print_demo_seed: bool,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    if args.print_demo_seed {
+        return match serde_json::to_string_pretty(&SeedConfig::demo()) {
+            Ok(json) => {
+                let _ = writeln!(std::io::stdout(), "{json}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("onboard-sandbox: {error}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let seed = match &args.seed {
         Some(path) => match SeedConfig::from_file(path) {
             Ok(seed) => seed,
@@ -54,8 +70,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    println!("onboard-sandbox listening on {}", sandbox.endpoint());
-    println!("control API: {}/_sandbox/state", sandbox.endpoint());
+    // Written without println! so a closed stdout (a parent that read the first line and
+    // went away) cannot take the server down.
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "onboard-sandbox listening on {}", sandbox.endpoint());
+    let _ = writeln!(out, "control API: {}/_sandbox/state", sandbox.endpoint());
+    let _ = out.flush();
     if let Err(error) = tokio::signal::ctrl_c().await {
         eprintln!("onboard-sandbox: cannot wait for Ctrl-C: {error}");
     }

@@ -217,31 +217,54 @@ mod tests {
         assert!(glob("a?c", "abc"));
         assert!(!glob("a?c", "ac"));
         assert!(glob("*", ""));
-        assert!(!glob("app-integrations:Get*", "app-integrations:ListApplications"));
+        assert!(!glob(
+            "app-integrations:Get*",
+            "app-integrations:ListApplications"
+        ));
     }
 
     #[test]
     fn explicit_deny_wins_and_not_action_inverts() {
-        let allow = parse(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"app-integrations:*","Resource":"*"}]}"#);
-        let deny = parse(r#"{"Statement":{"Effect":"Deny","NotAction":"app-integrations:Get*","Resource":"*"}}"#);
+        let allow = parse(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"app-integrations:*","Resource":"*"}]}"#,
+        );
+        let deny = parse(
+            r#"{"Statement":{"Effect":"Deny","NotAction":"app-integrations:Get*","Resource":"*"}}"#,
+        );
         let (Ok(allow), Ok(deny)) = (allow, deny) else {
             panic!("policies parse");
         };
         let policies = vec![("a".to_owned(), allow), ("d".to_owned(), deny)];
-        assert_eq!(evaluate(&policies, "app-integrations:GetApplication", "x").0, Decision::Allowed);
-        assert_eq!(evaluate(&policies, "APP-INTEGRATIONS:CreateApplication", "x").0, Decision::ExplicitDeny);
-        assert_eq!(evaluate(&policies, "iam:GetRole", "x").0, Decision::ExplicitDeny);
-        assert_eq!(evaluate(&policies[..1], "iam:GetRole", "x").0, Decision::ImplicitDeny);
+        assert_eq!(
+            evaluate(&policies, "app-integrations:GetApplication", "x").0,
+            Decision::Allowed
+        );
+        assert_eq!(
+            evaluate(&policies, "APP-INTEGRATIONS:CreateApplication", "x").0,
+            Decision::ExplicitDeny
+        );
+        assert_eq!(
+            evaluate(&policies, "iam:GetRole", "x").0,
+            Decision::ExplicitDeny
+        );
+        assert_eq!(
+            evaluate(&policies[..1], "iam:GetRole", "x").0,
+            Decision::ImplicitDeny
+        );
     }
 
     #[test]
     fn malformed_documents_are_refused_with_iam_messages() {
         assert_eq!(parse("{").err().as_deref(), Some(SYNTAX));
         assert_eq!(
-            parse(r#"{"Statement":[{"Effect":"Allow","Resource":"*"}]}"#).err().as_deref(),
+            parse(r#"{"Statement":[{"Effect":"Allow","Resource":"*"}]}"#)
+                .err()
+                .as_deref(),
             Some("Policy statement must contain actions.")
         );
-        assert!(parse(r#"{"Statement":[{"Effect":"Allow","Action":"s3","Resource":"*"}]}"#).is_err());
+        assert!(
+            parse(r#"{"Statement":[{"Effect":"Allow","Action":"s3","Resource":"*"}]}"#).is_err()
+        );
         assert_eq!(counted_size("{ \"a\" :\n 1 }"), 7);
     }
 }

@@ -330,3 +330,15 @@ pub const DEMO_INSTANCE_EAST: &str = "11111111-1111-4111-8111-111111111111";
 pub const DEMO_INSTANCE_SUPPORT: &str = "22222222-2222-4222-8222-222222222222";
 /// Demo instance without a service-linked role (created before October 2018).
 pub const DEMO_INSTANCE_LEGACY: &str = "33333333-3333-4333-8333-333333333333";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_seed_round_trips_through_json() {
+        let text = serde_json::to_string_pretty(&SeedConfig::demo()).unwrap_or_default();
+        let back: Result<SeedConfig, _> = serde_json::from_str(&text);
+        assert_eq!(back.ok(), Some(SeedConfig::demo()));
+    }
+}

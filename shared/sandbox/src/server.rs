@@ -7,6 +7,7 @@
 
 use crate::appintegrations::{self, Limits};
 use crate::clock::{Clock, SystemClock};
+use crate::connect;
 use crate::control;
 use crate::error::SandboxError;
 use crate::faults::{FaultRule, FaultSpec, Faults};
@@ -15,7 +16,6 @@ use crate::seed::SeedConfig;
 use crate::state::{uuid, World};
 use crate::throttle::{Throttle, ThrottleConfig};
 use crate::wire::{self, render, render_error, ApiError, Service};
-use crate::connect;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method};
@@ -109,7 +109,9 @@ pub(crate) struct Shared {
 impl Shared {
     /// The lock; a poisoned lock is still usable because handlers never panic mid-update.
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn now(&self) -> u64 {
@@ -311,18 +313,31 @@ impl Drop for RunningSandbox {
 fn segments(path: &str) -> Vec<String> {
     path.split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .collect()
 }
 
 /// Which service an unsigned request is for, from its shape.
-fn service_from_shape(method: &Method, segs: &[String], params: &[(String, String)]) -> Option<Service> {
+fn service_from_shape(
+    method: &Method,
+    segs: &[String],
+    params: &[(String, String)],
+) -> Option<Service> {
     match segs.first().map(String::as_str) {
         Some("applications") => Some(Service::AppIntegrations),
-        Some("instance" | "security-profiles" | "security-profiles-summary" | "security-profiles-applications") => {
-            Some(Service::Connect)
+        Some(
+            "instance"
+            | "security-profiles"
+            | "security-profiles-summary"
+            | "security-profiles-applications",
+        ) => Some(Service::Connect),
+        None if *method == Method::POST || params.iter().any(|(k, _)| k == "Action") => {
+            Some(Service::Iam)
         }
-        None if *method == Method::POST || params.iter().any(|(k, _)| k == "Action") => Some(Service::Iam),
         _ => None,
     }
 }
@@ -336,7 +351,10 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
-        return control::json_response(413, &serde_json::json!({"message": "request body too large"}));
+        return control::json_response(
+            413,
+            &serde_json::json!({"message": "request body too large"}),
+        );
     };
     if path == "/_sandbox" || path.starts_with("/_sandbox/") {
         return control::handle(&shared, &parts.method, &path, &query, &body).await;
@@ -366,7 +384,11 @@ fn resolve(
     let Some(service) = service else {
         return Err((
             None,
-            ApiError::new("UnknownOperationException", 404, &format!("No operation matches {}", describe())),
+            ApiError::new(
+                "UnknownOperationException",
+                404,
+                &format!("No operation matches {}", describe()),
+            ),
         ));
     };
     let routed = match service {
@@ -385,7 +407,14 @@ fn resolve(
     }
 }
 
-fn record(inner: &mut Inner, service: &str, operation: &str, status: u16, error: Option<&ApiError>, note: Option<&str>) {
+fn record(
+    inner: &mut Inner,
+    service: &str,
+    operation: &str,
+    status: u16,
+    error: Option<&ApiError>,
+    note: Option<&str>,
+) {
     let seq = inner.calls.len() as u64 + 1;
     inner.calls.push(CallRecord {
         seq,
@@ -411,8 +440,19 @@ async fn serve_aws(
         Ok(call) => call,
         Err((service, error)) => {
             let name = service.map_or("unknown", Service::name);
-            record(&mut shared.lock(), name, "Unknown", error.status, Some(&error), None);
-            return render_error(service.unwrap_or(Service::AppIntegrations), &request_id, &error);
+            record(
+                &mut shared.lock(),
+                name,
+                "Unknown",
+                error.status,
+                Some(&error),
+                None,
+            );
+            return render_error(
+                service.unwrap_or(Service::AppIntegrations),
+                &request_id,
+                &error,
+            );
         }
     };
     let (service, op) = (call.service, call.operation);
@@ -424,7 +464,14 @@ async fn serve_aws(
         let account = inner.world.account_id.clone();
         if let Err(retry_after) = inner.throttle.take(&account, service, op, now) {
             let error = service.throttling(retry_after);
-            record(&mut inner, service.name(), op, error.status, Some(&error), Some("throttled"));
+            record(
+                &mut inner,
+                service.name(),
+                op,
+                error.status,
+                Some(&error),
+                Some("throttled"),
+            );
             return render_error(service, &request_id, &error);
         }
         inner.faults.decide(service, op)
@@ -433,7 +480,14 @@ async fn serve_aws(
         tokio::time::sleep(Duration::from_millis(decision.latency_ms)).await;
     }
     if let Some(error) = decision.fail {
-        record(&mut shared.lock(), service.name(), op, error.status, Some(&error), Some("fault"));
+        record(
+            &mut shared.lock(),
+            service.name(),
+            op,
+            error.status,
+            Some(&error),
+            Some("fault"),
+        );
         return render_error(service, &request_id, &error);
     }
 
@@ -449,13 +503,31 @@ async fn serve_aws(
         Service::Iam => iam::execute(world, op, &call.iam_params),
     };
     if let Some(error) = decision.drop_after {
-        let applied = if outcome.is_ok() { "apply_then_drop" } else { "fault" };
-        record(&mut inner, service.name(), op, error.status, Some(&error), Some(applied));
+        let applied = if outcome.is_ok() {
+            "apply_then_drop"
+        } else {
+            "fault"
+        };
+        record(
+            &mut inner,
+            service.name(),
+            op,
+            error.status,
+            Some(&error),
+            Some(applied),
+        );
         return render_error(service, &request_id, &error);
     }
     match &outcome {
         Ok(_) => record(&mut inner, service.name(), op, 200, None, None),
-        Err(error) => record(&mut inner, service.name(), op, error.status, Some(error), None),
+        Err(error) => record(
+            &mut inner,
+            service.name(),
+            op,
+            error.status,
+            Some(error),
+            None,
+        ),
     }
     drop(inner);
     render(service, op, &request_id, outcome)

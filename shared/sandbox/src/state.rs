@@ -170,12 +170,21 @@ pub(crate) fn uuid(rng: &mut fastrand::Rng) -> String {
 
 impl World {
     /// Builds the world a seed describes.
-    pub(crate) fn from_seed(seed: &SeedConfig, now_ms: u64, rng_seed: u64) -> Result<Self, SandboxError> {
+    pub(crate) fn from_seed(
+        seed: &SeedConfig,
+        now_ms: u64,
+        rng_seed: u64,
+    ) -> Result<Self, SandboxError> {
         let bad = |msg: String| Err(SandboxError::InvalidSeed(msg));
         if seed.account_id.len() != 12 || !seed.account_id.bytes().all(|b| b.is_ascii_digit()) {
             return bad(format!("account_id {:?} is not 12 digits", seed.account_id));
         }
-        if seed.region.is_empty() || !seed.region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        if seed.region.is_empty()
+            || !seed
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
             return bad(format!("region {:?} is not a Region name", seed.region));
         }
         let mut world = World {
@@ -193,7 +202,10 @@ impl World {
         for role in &seed.roles {
             let path = role.path.clone().unwrap_or_else(|| "/".to_owned());
             if !path.starts_with('/') || !path.ends_with('/') {
-                return bad(format!("role {} path {path:?} must start and end with /", role.name));
+                return bad(format!(
+                    "role {} path {path:?} must start and end with /",
+                    role.name
+                ));
             }
             let trust = role
                 .assume_role_policy
@@ -204,7 +216,15 @@ impl World {
                 .iter()
                 .map(|(name, doc)| (name.clone(), policy_text(doc)))
                 .collect();
-            world.add_role(&role.name, &path, trust, inline, role.protected, role.description.clone(), now_ms)?;
+            world.add_role(
+                &role.name,
+                &path,
+                trust,
+                inline,
+                role.protected,
+                role.description.clone(),
+                now_ms,
+            )?;
         }
         for inst in &seed.instances {
             if world.instances.contains_key(&inst.id) {
@@ -234,11 +254,17 @@ impl World {
             } else {
                 inst.service_role.clone()
             };
-            let arn = format!("arn:aws:connect:{}:{}:instance/{}", world.region, world.account_id, inst.id);
+            let arn = format!(
+                "arn:aws:connect:{}:{}:instance/{}",
+                world.region, world.account_id, inst.id
+            );
             let mut profiles = BTreeMap::new();
             for sp in &inst.security_profiles {
                 if profiles.contains_key(&sp.id) {
-                    return bad(format!("security profile {} appears twice in instance {}", sp.id, inst.id));
+                    return bad(format!(
+                        "security profile {} appears twice in instance {}",
+                        sp.id, inst.id
+                    ));
                 }
                 profiles.insert(
                     sp.id.clone(),
@@ -297,7 +323,11 @@ impl World {
                 Some(id) => id.clone(),
                 None => uuid(&mut world.rng),
             };
-            if world.applications.values().any(|a| a.namespace == app.namespace) {
+            if world
+                .applications
+                .values()
+                .any(|a| a.namespace == app.namespace)
+            {
                 return bad(format!("namespace {} appears twice", app.namespace));
             }
             let arn = world.application_arn(&id);
@@ -331,9 +361,18 @@ impl World {
             );
             for instance_id in &app.associated_instances {
                 if !world.instances.contains_key(instance_id) {
-                    return bad(format!("application {} is associated with unknown instance {instance_id}", app.namespace));
+                    return bad(format!(
+                        "application {} is associated with unknown instance {instance_id}",
+                        app.namespace
+                    ));
                 }
-                world.associate(instance_id, "APPLICATION", &world.application_arn(&id), Some(&id), now_ms);
+                world.associate(
+                    instance_id,
+                    "APPLICATION",
+                    &world.application_arn(&id),
+                    Some(&id),
+                    now_ms,
+                );
             }
         }
         Ok(world)
@@ -351,10 +390,15 @@ impl World {
         now_ms: u64,
     ) -> Result<String, SandboxError> {
         if self.roles.keys().any(|k| k.eq_ignore_ascii_case(name)) {
-            return Err(SandboxError::InvalidSeed(format!("role {name} appears twice (role names are case-insensitive)")));
+            return Err(SandboxError::InvalidSeed(format!(
+                "role {name} appears twice (role names are case-insensitive)"
+            )));
         }
         let arn = format!("arn:aws:iam::{}:role{path}{name}", self.account_id);
-        let id = format!("AROA{}", stable_chars(&arn, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 17));
+        let id = format!(
+            "AROA{}",
+            stable_chars(&arn, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 17)
+        );
         self.roles.insert(
             name.to_owned(),
             Role {
@@ -374,7 +418,10 @@ impl World {
 
     /// `arn:aws:app-integrations:<region>:<account>:application/<id>`.
     pub(crate) fn application_arn(&self, id: &str) -> String {
-        format!("arn:aws:app-integrations:{}:{}:application/{id}", self.region, self.account_id)
+        format!(
+            "arn:aws:app-integrations:{}:{}:application/{id}",
+            self.region, self.account_id
+        )
     }
 
     /// A fresh UUID.
@@ -384,7 +431,10 @@ impl World {
 
     /// Resolves an application id or ARN (with an optional `:qualifier`) to its id.
     pub(crate) fn resolve_application(&self, identifier: &str) -> Option<String> {
-        let prefix = format!("arn:aws:app-integrations:{}:{}:application/", self.region, self.account_id);
+        let prefix = format!(
+            "arn:aws:app-integrations:{}:{}:application/",
+            self.region, self.account_id
+        );
         let id = identifier.strip_prefix(&prefix).unwrap_or(identifier);
         let id = id.split(':').next().unwrap_or(id);
         self.applications.contains_key(id).then(|| id.to_owned())
@@ -392,7 +442,10 @@ impl World {
 
     /// Resolves an instance id or ARN to its id.
     pub(crate) fn resolve_instance(&self, identifier: &str) -> Option<String> {
-        let prefix = format!("arn:aws:connect:{}:{}:instance/", self.region, self.account_id);
+        let prefix = format!(
+            "arn:aws:connect:{}:{}:instance/",
+            self.region, self.account_id
+        );
         let id = identifier.strip_prefix(&prefix).unwrap_or(identifier);
         self.instances.contains_key(id).then(|| id.to_owned())
     }
@@ -425,7 +478,8 @@ impl World {
                 client_id: "connect.amazonaws.com".to_owned(),
                 integration_association_id: Some(id.clone()),
             };
-            self.application_associations.insert(assoc_id.clone(), record);
+            self.application_associations
+                .insert(assoc_id.clone(), record);
             assoc_id
         });
         self.integration_associations.insert(

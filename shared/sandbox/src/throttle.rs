@@ -183,11 +183,18 @@ mod tests {
         for _ in 0..5 {
             assert!(t.take("1", Service::Connect, "DescribeInstance", 0).is_ok());
         }
-        assert_eq!(t.take("1", Service::Connect, "DescribeInstance", 0), Err(Some(500)));
+        assert_eq!(
+            t.take("1", Service::Connect, "DescribeInstance", 0),
+            Err(Some(500))
+        );
         // Per-API buckets: another operation still has its burst.
         assert!(t.take("1", Service::Connect, "ListInstances", 0).is_ok());
-        assert!(t.take("1", Service::Connect, "DescribeInstance", 500).is_ok());
-        assert!(t.take("1", Service::Connect, "DescribeInstance", 500).is_err());
+        assert!(t
+            .take("1", Service::Connect, "DescribeInstance", 500)
+            .is_ok());
+        assert!(t
+            .take("1", Service::Connect, "DescribeInstance", 500)
+            .is_err());
         assert!(t.take("1", Service::Iam, "GetRole", 0).is_ok());
     }
 }

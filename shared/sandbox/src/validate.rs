@@ -183,7 +183,10 @@ impl Violations {
     pub(crate) fn finish(self) -> Option<String> {
         match self.messages.len() {
             0 => None,
-            1 => Some(format!("1 validation error detected: {}", self.messages.join("; "))),
+            1 => Some(format!(
+                "1 validation error detected: {}",
+                self.messages.join("; ")
+            )),
             n => Some(format!(
                 "{n} validation errors detected: {}",
                 self.messages.join("; ")

@@ -191,7 +191,12 @@ fn response(status: u16, content_type: &'static str, request_id: &str, body: Str
 }
 
 /// Renders an outcome in the service's protocol.
-pub(crate) fn render(service: Service, operation: &str, request_id: &str, outcome: Outcome) -> Response {
+pub(crate) fn render(
+    service: Service,
+    operation: &str,
+    request_id: &str,
+    outcome: Outcome,
+) -> Response {
     match outcome {
         Ok(Reply::Json(body)) => response(200, "application/json", request_id, body.to_string()),
         Ok(Reply::Query(result)) => {
@@ -211,7 +216,11 @@ pub(crate) fn render(service: Service, operation: &str, request_id: &str, outcom
 pub(crate) fn render_error(service: Service, request_id: &str, error: &ApiError) -> Response {
     let mut resp = match service {
         Service::Iam => {
-            let kind = if error.status >= 500 { "Receiver" } else { "Sender" };
+            let kind = if error.status >= 500 {
+                "Receiver"
+            } else {
+                "Sender"
+            };
             let body = format!(
                 "<ErrorResponse xmlns=\"{XMLNS}\"><Error><Type>{kind}</Type>{}{}</Error>{}</ErrorResponse>",
                 xml_el("Code", &error.code),
@@ -222,8 +231,14 @@ pub(crate) fn render_error(service: Service, request_id: &str, error: &ApiError)
         }
         Service::AppIntegrations | Service::Connect => {
             let body = serde_json::json!({"Message": error.message, "__type": error.code});
-            let mut resp = response(error.status, "application/json", request_id, body.to_string());
-            resp.headers_mut().insert("x-amzn-errortype", header(&error.code));
+            let mut resp = response(
+                error.status,
+                "application/json",
+                request_id,
+                body.to_string(),
+            );
+            resp.headers_mut()
+                .insert("x-amzn-errortype", header(&error.code));
             resp
         }
     };
