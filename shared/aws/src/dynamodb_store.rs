@@ -7,6 +7,7 @@
 //! | saga record         | `SAGA#<id>`      | `SAGA`   | `version` N, `status` S, `namespace` S, `leaseExpiresAt` N, `updatedAt` N, `body` S (record JSON), `gsi1pk`, `gsi1sk`, `ttl`? |
 //! | namespace guard     | `NS#<namespace>` | `ACTIVE` | `sagaId` S                                                                                                    |
 //! | idempotency key     | `IDEM#<key>`     | `IDEM`   | `payloadHash` S, `status` S (`IN_PROGRESS`/`COMPLETED`), `inProgressUntil` N, `expiresAt` N, `sagaId` S?, `ttl` N |
+//! | resource lock       | `LOCK#<resource>`| `LOCK`   | `owner` S, `expiresAt` N (millis), `ttl` N                                                                    |
 //!
 //! * `body` holds the whole record as JSON so its shape lives in one place (`onboard-core`);
 //!   the other saga attributes are copies used only for conditions, the index and filters.
@@ -56,6 +57,7 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveStatus, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
+use onboard_core::locks::ResourceLocks;
 use onboard_core::record::{Millis, SagaRecord, SagaStatus};
 use onboard_core::store::{IdempotencyClaim, Page, SagaStore, StoreError};
 
@@ -69,6 +71,7 @@ pub const TTL_ATTRIBUTE: &str = "ttl";
 const SAGA_SK: &str = "SAGA";
 const GUARD_SK: &str = "ACTIVE";
 const IDEM_SK: &str = "IDEM";
+const LOCK_SK: &str = "LOCK";
 const IN_PROGRESS: &str = "IN_PROGRESS";
 const COMPLETED: &str = "COMPLETED";
 
@@ -618,6 +621,59 @@ impl SagaStore for DynamoSagaStore {
     }
 }
 
+/// Resource locks as items `LOCK#<resource>` / `LOCK` with `owner` and `expiresAt`, taken with
+/// a conditional put and released with a conditional delete; `ttl` cleans up stale ones.
+#[async_trait]
+impl ResourceLocks for DynamoSagaStore {
+    async fn try_lock(
+        &self,
+        resource: &str,
+        owner: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<bool, StoreError> {
+        let mut item = lock_key(resource);
+        item.insert("owner".into(), s(owner));
+        item.insert("expiresAt".into(), n(expires_at));
+        item.insert(TTL_ATTRIBUTE.into(), n(expires_at.div_ceil(1000) + 3600));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR #owner = :owner OR expiresAt < :now")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_conditional_failure(&err) => Ok(false),
+            Err(err) => Err(sdk_error("PutItem", err)),
+        }
+    }
+
+    async fn unlock(&self, resource: &str, owner: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(lock_key(resource)))
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Someone else's (ours expired and was taken) or already gone: nothing to release.
+            Err(err) if is_conditional_failure(&err) => Ok(()),
+            Err(err) => Err(sdk_error("DeleteItem", err)),
+        }
+    }
+}
+
 /// The claim outcome from the item that made our conditional put fail.
 fn decide_claim(
     key: &str,
@@ -707,6 +763,10 @@ fn saga_key(id: &str) -> Item {
 
 fn guard_key(namespace: &str) -> Item {
     key(format!("NS#{namespace}"), GUARD_SK)
+}
+
+fn lock_key(resource: &str) -> Item {
+    key(format!("LOCK#{resource}"), LOCK_SK)
 }
 
 fn idem_key(idempotency_key: &str) -> Item {

@@ -398,3 +398,8 @@ async fn unreachable_endpoint_is_a_backend_error_naming_the_operation() {
         other => panic!("expected Backend, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_meet_the_contract() {
+    onboard_core::testkit::lock_contract::run_all(new_store).await;
+}

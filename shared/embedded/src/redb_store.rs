@@ -16,6 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use onboard_core::locks::ResourceLocks;
 use onboard_core::record::{Millis, SagaRecord, SagaStatus};
 use onboard_core::store::{IdempotencyClaim, Page, SagaStore, StoreError};
 use redb::{
@@ -27,6 +28,8 @@ const SAGAS: TableDefinition<&str, &[u8]> = TableDefinition::new("sagas");
 const NAMESPACES: TableDefinition<&str, &str> = TableDefinition::new("namespaces");
 const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
 const BY_STATUS: TableDefinition<&str, ()> = TableDefinition::new("by_status");
+/// Resource locks: resource → (owner, expires_at millis).
+const LOCKS: TableDefinition<&str, (&str, u64)> = TableDefinition::new("locks");
 
 /// Separates the parts of a `by_status` key; `INDEX_END` is the next byte, so
 /// `"<STATUS>#".."<STATUS>$"` covers exactly one status.
@@ -78,6 +81,8 @@ impl RedbSagaStore {
                 .map_err(backend("creating table idempotency"))?;
             txn.open_table(BY_STATUS)
                 .map_err(backend("creating table by_status"))?;
+            txn.open_table(LOCKS)
+                .map_err(backend("creating table locks"))?;
             Ok(())
         })?;
         Ok(RedbSagaStore { db: Arc::new(db) })
@@ -545,6 +550,65 @@ impl SagaStore for RedbSagaStore {
                     table
                         .remove(key.as_str())
                         .map_err(backend("deleting idempotency key"))?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ResourceLocks for RedbSagaStore {
+    async fn try_lock(
+        &self,
+        resource: &str,
+        owner: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<bool, StoreError> {
+        let (resource, owner) = (resource.to_string(), owner.to_string());
+        self.blocking(move |db| {
+            write_txn(db, "taking resource lock", |txn| {
+                let mut table = txn
+                    .open_table(LOCKS)
+                    .map_err(backend("opening table locks"))?;
+                let free = match table
+                    .get(resource.as_str())
+                    .map_err(backend("reading resource lock"))?
+                {
+                    Some(held) => {
+                        let (holder, until) = held.value();
+                        holder == owner || until < now
+                    }
+                    None => true,
+                };
+                if free {
+                    table
+                        .insert(resource.as_str(), (owner.as_str(), expires_at))
+                        .map_err(backend("writing resource lock"))?;
+                }
+                Ok(free)
+            })
+        })
+        .await
+    }
+
+    async fn unlock(&self, resource: &str, owner: &str) -> Result<(), StoreError> {
+        let (resource, owner) = (resource.to_string(), owner.to_string());
+        self.blocking(move |db| {
+            write_txn(db, "releasing resource lock", |txn| {
+                let mut table = txn
+                    .open_table(LOCKS)
+                    .map_err(backend("opening table locks"))?;
+                let ours = table
+                    .get(resource.as_str())
+                    .map_err(backend("reading resource lock"))?
+                    .is_some_and(|held| held.value().0 == owner);
+                if ours {
+                    table
+                        .remove(resource.as_str())
+                        .map_err(backend("deleting resource lock"))?;
                 }
                 Ok(())
             })

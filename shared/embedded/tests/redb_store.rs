@@ -279,3 +279,9 @@ async fn expired_idempotency_records_count_as_absent() {
         "past its TTL the key is free again"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_meet_the_contract() {
+    onboard_core::testkit::lock_contract::run_all(|| async { RedbSagaStore::in_memory().unwrap() })
+        .await;
+}

@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod fake_world;
+pub mod lock_contract;
 pub mod memory_locks;
 pub mod memory_store;
 pub mod store_contract;
