@@ -14,6 +14,7 @@ pub mod policy;
 pub mod ports;
 pub mod record;
 pub mod saga;
+pub mod service;
 pub mod spec;
 pub mod store;
 pub mod validation;
