@@ -10,12 +10,14 @@ pub mod connect;
 pub mod dynamodb_store;
 pub mod iam;
 pub mod sdk_errors;
+pub mod sqs_queue;
 
 pub use appintegrations::SdkAppIntegrations;
 pub use config::sdk_config;
 pub use connect::{ConnectRate, SdkConnect};
 pub use dynamodb_store::{create_table, DynamoSagaStore};
 pub use iam::SdkIam;
+pub use sqs_queue::SqsQueue;
 
 /// The onboard saga's ports on real AWS clients, built from one shared
 /// [`aws_config::SdkConfig`]; `locks` is the saga store's lock table.

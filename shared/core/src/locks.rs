@@ -31,8 +31,16 @@ pub trait ResourceLocks: Send + Sync {
     async fn unlock(&self, resource: &str, owner: &str) -> Result<(), StoreError>;
 }
 
-/// How long a lock is held at most; an edit is a couple of API calls.
-pub const LOCK_TTL: Duration = Duration::from_secs(60);
+/// How long a lock is held at most; an edit is a few API calls that the SDK's timeouts bound
+/// well below this.
+pub const LOCK_TTL: Duration = Duration::from_secs(30);
+
+/// How long `with_lock` waits for a busy lock before giving up with a retryable error: longer
+/// than [`LOCK_TTL`], so a lock left by a crashed worker is always outlived.
+pub const LOCK_WAIT: Duration = Duration::from_secs(40);
+
+/// Pause between attempts to take a busy lock.
+const LOCK_POLL: Duration = Duration::from_millis(500);
 
 fn store_error(err: StoreError) -> ErrorInfo {
     ErrorInfo::new(
@@ -42,7 +50,8 @@ fn store_error(err: StoreError) -> ErrorInfo {
     )
 }
 
-/// Run `edit` while holding `resource`. When another saga holds it, fail with a retryable
+/// Run `edit` while holding `resource`, waiting up to [`LOCK_WAIT`] for another saga's edit
+/// (or a crashed worker's lock) to end. If it is still busy after that, fail with a retryable
 /// `ResourceLocked` error so the engine backs off and tries again.
 pub async fn with_lock<T, F, Fut>(
     locks: &dyn ResourceLocks,
@@ -55,18 +64,28 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, ErrorInfo>>,
 {
-    let now = clock.now();
-    let until = now.saturating_add(LOCK_TTL.as_millis() as u64);
-    if !locks
-        .try_lock(resource, owner, now, until)
-        .await
-        .map_err(store_error)?
-    {
-        return Err(ErrorInfo::new(
-            ErrorKind::Locked,
-            "ResourceLocked",
-            format!("{resource} is being edited by another onboarding saga"),
-        ));
+    let started = clock.now();
+    loop {
+        let now = clock.now();
+        let until = now.saturating_add(LOCK_TTL.as_millis() as u64);
+        if locks
+            .try_lock(resource, owner, now, until)
+            .await
+            .map_err(store_error)?
+        {
+            break;
+        }
+        if now.saturating_sub(started) >= LOCK_WAIT.as_millis() as u64 {
+            return Err(ErrorInfo::new(
+                ErrorKind::Locked,
+                "ResourceLocked",
+                format!(
+                    "{resource} has been locked by another onboarding saga for over {} s",
+                    LOCK_WAIT.as_secs()
+                ),
+            ));
+        }
+        clock.sleep(LOCK_POLL).await;
     }
     let result = edit().await;
     if let Err(err) = locks.unlock(resource, owner).await {

@@ -180,6 +180,10 @@ pub struct InstanceFacts {
 #[serde(rename_all = "camelCase")]
 pub struct ValidateOutput {
     pub instances: BTreeMap<String, InstanceFacts>,
+    /// Requested profiles that already granted the namespace before this saga (a grant left
+    /// behind by an earlier application): rollback must leave those entries alone.
+    #[serde(default)]
+    pub preexisting_grants: Vec<(String, String)>,
 }
 
 fn instance_facts(node: &NodeCtx, instance: &str) -> Result<InstanceFacts, ErrorInfo> {
@@ -222,6 +226,7 @@ impl StepAction<OnboardPorts> for ValidateStep {
         let v = validated(node)?;
         let mut problems = Vec::new();
         let mut instances = BTreeMap::new();
+        let mut preexisting_grants = Vec::new();
         for id in &v.instance_ids {
             let info = match ports.connect.describe_instance(id).await {
                 Ok(info) => info,
@@ -294,6 +299,9 @@ impl StepAction<OnboardPorts> for ValidateStep {
                     Err(e) => return Err(e),
                 };
                 let ours = apps.iter().any(|a| a.namespace == v.namespace);
+                if ours {
+                    preexisting_grants.push((grant.instance_id.clone(), profile.clone()));
+                }
                 if !ours && apps.len() >= PROFILE_APPLICATION_LIMIT {
                     problems.push(format!(
                         "security profile {profile} in instance {} already grants {} applications, \
@@ -311,7 +319,10 @@ impl StepAction<OnboardPorts> for ValidateStep {
                     .with_fix("Fix each listed problem, then submit the request again."),
             );
         }
-        encode(&ValidateOutput { instances })
+        encode(&ValidateOutput {
+            instances,
+            preexisting_grants,
+        })
     }
 
     async fn undo(
@@ -433,6 +444,10 @@ pub struct PolicyGrant {
     pub role_name: String,
     pub policy_name: String,
     pub sid: String,
+    /// The policy's text before our statement was added, so a rollback that leaves the same
+    /// statements gives back the exact text (not a re-serialized equivalent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_document: Option<String>,
 }
 
 /// Adds this application's statement to the instance SLR's inline policy (commutative edit).
@@ -448,7 +463,7 @@ impl StepAction<OnboardPorts> for SlrPolicyStep {
             .ok_or_else(|| internal("grant_slr_policy ran before the application was recorded"))?;
         let role = &facts.role_name;
         let statement = policy::app_statement(&app.id, &app.arn);
-        ports
+        let previous_document = ports
             .locked(node, &role_lock(role), || {
                 add_statement(ports, instance, role, &statement)
             })
@@ -457,6 +472,7 @@ impl StepAction<OnboardPorts> for SlrPolicyStep {
             role_name: role.clone(),
             policy_name: POLICY_NAME.to_string(),
             sid: policy::statement_sid(&app.id),
+            previous_document,
         })
     }
 
@@ -480,6 +496,7 @@ impl StepAction<OnboardPorts> for SlrPolicyStep {
                     role_name: facts.role_name,
                     policy_name: POLICY_NAME.to_string(),
                     sid: policy::statement_sid(&app.id),
+                    previous_document: None,
                 }
             }
         };
@@ -492,18 +509,23 @@ impl StepAction<OnboardPorts> for SlrPolicyStep {
 }
 
 /// Read-modify-write adding `statement` to our inline policy on `role`, refusing to exceed
-/// IAM's inline-policy budget.
+/// IAM's inline-policy budget. Returns the document's text before the change, if it existed.
 async fn add_statement(
     ports: &OnboardPorts,
     instance: &str,
     role: &str,
     statement: &Value,
-) -> Result<(), ErrorInfo> {
+) -> Result<Option<String>, ErrorInfo> {
     let current = ports.iam.get_role_policy(role, POLICY_NAME).await?;
-    let next = policy::with_statement(current.as_deref(), statement)?;
-    if current.as_deref() == Some(next.as_str()) {
-        return Ok(());
+    if current
+        .as_deref()
+        .is_some_and(|doc| policy::contains_statement(doc, statement))
+    {
+        // Already there (a replay): nothing to do; the earlier run's output is lost, so the
+        // exact previous text is unknown.
+        return Ok(None);
     }
+    let next = policy::with_statement(current.as_deref(), statement)?;
     let mut others = 0;
     for name in ports.iam.list_role_policies(role).await? {
         if name != POLICY_NAME {
@@ -527,7 +549,8 @@ async fn add_statement(
              policies from {role}, then submit again."
         )));
     }
-    ports.iam.put_role_policy(role, POLICY_NAME, &next).await
+    ports.iam.put_role_policy(role, POLICY_NAME, &next).await?;
+    Ok(current)
 }
 
 /// Read-modify-write removing exactly our statement (and the policy when it becomes empty).
@@ -536,9 +559,17 @@ async fn remove_statement(ports: &OnboardPorts, grant: &PolicyGrant) -> Result<(
     let Some(current) = ports.iam.get_role_policy(role, &grant.policy_name).await? else {
         return Ok(());
     };
+    if !policy::has_statement(&current, &grant.sid) {
+        // Nothing of ours: leave the document byte for byte as it is.
+        return Ok(());
+    }
     match policy::without_statement(&current, &grant.sid)? {
-        Some(next) if next == current => Ok(()),
         Some(next) => {
+            // Same statements as before the saga: give back the exact previous text.
+            let next = match &grant.previous_document {
+                Some(prev) if policy::same_document(prev, &next) => prev.clone(),
+                _ => next,
+            };
             ports
                 .iam
                 .put_role_policy(role, &grant.policy_name, &next)
@@ -646,7 +677,17 @@ impl StepAction<OnboardPorts> for ProfilesStep {
         _: Option<&Value>,
     ) -> Result<(), StepError> {
         let instance = target(node)?;
+        let preexisting = match node.output_of("validate") {
+            Some(out) => decode::<ValidateOutput>(out, "validate output")?.preexisting_grants,
+            None => Vec::new(),
+        };
         for profile in requested_profiles(node, instance)? {
+            if preexisting
+                .iter()
+                .any(|(i, p)| i == instance && *p == profile)
+            {
+                continue;
+            }
             ports
                 .locked(node, &profile_lock(instance, &profile), || {
                     revoke_profile(ports, instance, &profile, &node.namespace)

@@ -111,6 +111,23 @@ pub fn without_statement(document: &str, sid: &str) -> Result<Option<String>, Er
     Ok(Some(render(obj, statements)))
 }
 
+/// Whether `document` already holds exactly `statement` (same Sid, same content), so adding it
+/// would change nothing but formatting.
+pub fn contains_statement(document: &str, statement: &Value) -> bool {
+    parse(document).is_ok_and(|(_, statements)| statements.iter().any(|s| s == statement))
+}
+
+/// Whether two documents are the same policy (same JSON, whatever the formatting).
+pub fn same_document(a: &str, b: &str) -> bool {
+    match (
+        serde_json::from_str::<Value>(a),
+        serde_json::from_str::<Value>(b),
+    ) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
 /// Whether `document` contains a statement with `sid`.
 pub fn has_statement(document: &str, sid: &str) -> bool {
     parse(document).is_ok_and(|(_, statements)| statements.iter().any(|s| sid_of(s) == Some(sid)))

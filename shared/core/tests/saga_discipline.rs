@@ -1125,18 +1125,9 @@ async fn concurrent_sagas_on_shared_roles_and_profiles_lose_nothing() {
             "both entries in {profile}: {namespaces:?}"
         );
     }
-    let rec = h.record(&second).await;
-    let waited = rec.log.iter().any(|l| {
-        l.detail
-            .as_deref()
-            .is_some_and(|d| d.contains("ResourceLocked"))
-    }) || h.record(&first).await.log.iter().any(|l| {
-        l.detail
-            .as_deref()
-            .is_some_and(|d| d.contains("ResourceLocked"))
-    });
+    // No fault was injected, so any waiting was one saga waiting for the other's lock.
     assert!(
-        waited,
+        h.clock.slept() > Duration::ZERO,
         "the edits really overlapped and one saga waited for the other's lock"
     );
 }

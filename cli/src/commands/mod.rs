@@ -1,0 +1,49 @@
+//! One module per subcommand, plus what `apply` and `retry` share (`drive`) and spec loading.
+
+pub mod apply;
+pub mod drive;
+pub mod list;
+pub mod plan;
+pub mod retry;
+pub mod status;
+
+use std::io::Read;
+use std::path::Path;
+
+use onboard_core::spec::{parse_spec, ApplicationSpec};
+use onboard_core::validation::Validated;
+
+use crate::error::CliError;
+
+/// Read, parse and validate a spec; `-` reads standard input. Every problem comes back at once.
+pub fn load_spec(path: &Path) -> Result<(ApplicationSpec, Validated), CliError> {
+    let bytes = if path == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|source| CliError::ReadSpec {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        buf
+    } else {
+        std::fs::read(path).map_err(|source| CliError::ReadSpec {
+            path: path.to_path_buf(),
+            source,
+        })?
+    };
+    let source_name = if path == Path::new("-") {
+        "on standard input".to_string()
+    } else {
+        path.display().to_string()
+    };
+    let spec = parse_spec(&bytes).map_err(|errors| CliError::InvalidSpec {
+        source_name: source_name.clone(),
+        errors,
+    })?;
+    let validated = spec.validate().map_err(|errors| CliError::InvalidSpec {
+        source_name,
+        errors,
+    })?;
+    Ok((spec, validated))
+}

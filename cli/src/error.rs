@@ -1,0 +1,135 @@
+//! The CLI's one error type and its exit codes. Every variant says what failed and, through
+//! [`CliError::fix`], what to do about it — the same contract as the saga's own errors.
+
+use std::path::PathBuf;
+
+use onboard_core::engine::EngineError;
+use onboard_core::error::ErrorInfo;
+use onboard_core::idempotency::SubmitError;
+use onboard_core::store::StoreError;
+use onboard_core::validation::ValidationErrors;
+use onboard_sandbox::SandboxError;
+
+/// Exit codes scripts can rely on.
+pub mod exit {
+    /// The saga succeeded (or the command did what it was asked).
+    pub const OK: u8 = 0;
+    /// Anything else went wrong (I/O, AWS configuration, store, a busy saga).
+    pub const OTHER: u8 = 1;
+    /// The spec is invalid; every problem was listed.
+    pub const INVALID: u8 = 2;
+    /// The saga failed and every change was rolled back.
+    pub const ROLLED_BACK: u8 = 3;
+    /// The saga failed and the rollback did too: resources may remain; re-drive it.
+    pub const ROLLBACK_FAILED: u8 = 4;
+}
+
+/// Why a command could not do its job.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("cannot read spec {path}: {source}")]
+    ReadSpec {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Rendered in full (every problem) by the caller, not through `Display`.
+    #[error("the spec {source_name} is invalid ({} problem(s))", .errors.problems.len())]
+    InvalidSpec {
+        source_name: String,
+        errors: ValidationErrors,
+    },
+    #[error("{message}")]
+    Config { message: String, fix: String },
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("the sandbox could not start: {0}")]
+    Sandbox(#[from] SandboxError),
+    #[error("saga {0} not found")]
+    NotFound(String),
+    #[error("no saga has been recorded yet{0}")]
+    NoSagas(String),
+    #[error("saga {id} is being run by {owner} until {until}")]
+    Busy {
+        id: String,
+        owner: String,
+        until: String,
+    },
+    #[error("saga {id} is {status}: there is nothing to retry")]
+    NothingToRetry { id: String, status: String },
+    /// An AWS (or sandbox) call made while planning failed.
+    #[error("{}: {}", .0.code, .0.message)]
+    Service(#[from] ErrorInfo),
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl CliError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::InvalidSpec { .. } => exit::INVALID,
+            _ => exit::OTHER,
+        }
+    }
+
+    /// A stable, machine-readable name for `--output json`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CliError::ReadSpec { .. } => "SpecUnreadable",
+            CliError::InvalidSpec { .. } => "InvalidSpec",
+            CliError::Config { .. } => "Configuration",
+            CliError::Submit(SubmitError::NamespaceBusy { .. }) => "NamespaceBusy",
+            CliError::Submit(SubmitError::PayloadMismatch { .. }) => "IdempotencyKeyReused",
+            CliError::Submit(_) => "SubmitFailed",
+            CliError::Store(_) => "StoreFailed",
+            CliError::Engine(_) => "EngineFailed",
+            CliError::Sandbox(_) => "SandboxFailed",
+            CliError::NotFound(_) => "SagaNotFound",
+            CliError::NoSagas(_) => "NoSagas",
+            CliError::Busy { .. } => "SagaBusy",
+            CliError::NothingToRetry { .. } => "NothingToRetry",
+            CliError::Service(_) => "ServiceError",
+            CliError::Output(_) => "OutputFailed",
+        }
+    }
+
+    /// What the operator should do next.
+    pub fn fix(&self) -> Option<String> {
+        Some(match self {
+            CliError::ReadSpec { .. } => "Check the path (use `-` to read the spec from standard input).".into(),
+            CliError::InvalidSpec { .. } => "Correct every listed field, then run the command again.".into(),
+            CliError::Config { fix, .. } => fix.clone(),
+            CliError::Submit(SubmitError::NamespaceBusy { saga_id, .. }) => format!(
+                "Wait for saga {saga_id} to finish (`onboard status {saga_id}`); if it is \
+                 ROLLBACK_FAILED, fix its cause and run `onboard retry {saga_id}`."
+            ),
+            CliError::Submit(SubmitError::PayloadMismatch { .. }) => {
+                "Use a new --idempotency-key for a changed spec.".into()
+            }
+            CliError::Submit(SubmitError::InProgress { .. }) => {
+                "Another submission with this key is being recorded; run the command again shortly.".into()
+            }
+            CliError::Store(StoreError::Backend(_)) => {
+                "Check that the saga store is reachable (sandbox: no other `onboard` process uses \
+                 the same --state-dir; AWS: the table exists and your credentials can use it)."
+                    .into()
+            }
+            CliError::Submit(_) | CliError::Store(_) | CliError::Engine(_) => {
+                "Run the command again; the saga record is the source of truth, so nothing is lost.".into()
+            }
+            CliError::Sandbox(_) => "Check the --seed file (see `onboard-sandbox --print-demo-seed`).".into(),
+            CliError::NotFound(_) => "List the known sagas with `onboard list`.".into(),
+            CliError::NoSagas(_) => "Start one with `onboard apply SPEC`.".into(),
+            CliError::Busy { id, .. } => format!(
+                "Another process is running it; wait for its lease to expire, then `onboard retry {id}`."
+            ),
+            CliError::NothingToRetry { id, .. } => format!("See `onboard status {id}`."),
+            CliError::Service(info) => return info.fix.clone(),
+            CliError::Output(_) => return None,
+        })
+    }
+}

@@ -1,0 +1,432 @@
+//! Rendering for people (aligned text) and scripts (`--output json`). Commands build values;
+//! this module decides how they look, so text and JSON always say the same thing.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+use onboard_core::error::ErrorInfo;
+use onboard_core::record::{node_key, LogEntry, Millis, NodeState, SagaStatus};
+use onboard_core::service::SagaView;
+use onboard_core::validation::Problem;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::error::CliError;
+
+/// Print one JSON document on stdout.
+pub fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::Output(std::io::Error::other(e)))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
+/// Print text on stdout as is.
+pub fn print_text(text: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// An error as the JSON document scripts get on stdout.
+pub fn error_json(err: &CliError) -> Value {
+    match err {
+        CliError::InvalidSpec { errors, .. } => json!({
+            "valid": false,
+            "problems": errors.problems,
+            "warnings": errors.warnings,
+        }),
+        other => json!({
+            "error": { "code": other.code(), "message": other.to_string(), "fix": other.fix() }
+        }),
+    }
+}
+
+/// An error for people, on stderr: what failed and what to do; every problem of an invalid spec.
+pub fn error_text(err: &CliError) -> String {
+    let mut s = String::new();
+    match err {
+        CliError::InvalidSpec { errors, .. } => {
+            let _ = writeln!(s, "error: {err}:");
+            s.push_str(&problems(&errors.problems));
+            if !errors.warnings.is_empty() {
+                let _ = writeln!(s, "warnings:");
+                s.push_str(&problems(&errors.warnings));
+            }
+            let _ = writeln!(s, "Nothing was changed.");
+        }
+        other => {
+            let _ = writeln!(s, "error: {other}");
+            if let Some(fix) = other.fix() {
+                let _ = writeln!(s, "  fix: {fix}");
+            }
+        }
+    }
+    s
+}
+
+/// Numbered `field: problem` lines, each with its fix.
+pub fn problems(list: &[Problem]) -> String {
+    let mut s = String::new();
+    for (i, p) in list.iter().enumerate() {
+        let _ = writeln!(s, "  {:>2}. {}: {}", i + 1, p.field, p.problem);
+        let _ = writeln!(s, "      fix: {}", p.fix);
+    }
+    s
+}
+
+/// Instance id → alias, from the `validate` step's recorded output.
+pub fn aliases_from_output(output: Option<&Value>) -> BTreeMap<String, String> {
+    output
+        .and_then(|o| o.get("instances"))
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(id, facts)| {
+                    facts
+                        .get("alias")
+                        .and_then(Value::as_str)
+                        .map(|a| (id.clone(), a.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `step[alias]` (or `step[instance-id]` before the alias is known).
+pub fn node_label(step: &str, target: Option<&str>, aliases: &BTreeMap<String, String>) -> String {
+    let shown = target.map(|t| aliases.get(t).map_or(t, String::as_str));
+    node_key(step, shown)
+}
+
+/// Replace instance ids inside a log node key (`step[id]`) by aliases.
+pub fn key_label(key: &str, aliases: &BTreeMap<String, String>) -> String {
+    match key.split_once('[') {
+        Some((step, rest)) => node_label(step, Some(rest.trim_end_matches(']')), aliases),
+        None => key.to_string(),
+    }
+}
+
+/// Seconds with millisecond precision, e.g. `1.204s`.
+pub fn secs(ms: u64) -> String {
+    format!("{}.{:03}s", ms / 1000, ms % 1000)
+}
+
+/// A human phrase for a log event.
+pub fn event_text(event: &str) -> &str {
+    match event {
+        "lease_taken" => "running",
+        "started" => "started",
+        "succeeded" => "done",
+        "failed" => "FAILED",
+        "undo_started" => "undoing",
+        "undone" => "undone",
+        "undo_failed" => "UNDO FAILED",
+        "undo_blocked" => "left in place (blocked)",
+        "rollback_started" => "ROLLING BACK",
+        "rolled_back" => "rolled back: every change was undone",
+        "rollback_failed" => "ROLLBACK FAILED",
+        "redriven" => "re-driving the rollback",
+        other => other,
+    }
+}
+
+/// One live progress line.
+pub fn log_line(entry: &LogEntry, t0: Millis, aliases: &BTreeMap<String, String>) -> String {
+    let at = secs(entry.at.saturating_sub(t0));
+    let node = key_label(&entry.node, aliases);
+    let marker = match entry.event.as_str() {
+        "failed" | "undo_failed" | "rollback_failed" => "✘",
+        "rollback_started" | "undo_started" | "undone" | "rolled_back" | "redriven" => "↺",
+        "succeeded" => "✔",
+        _ => "·",
+    };
+    let mut line = format!("{at:>9} {marker} {node:<40} {}", event_text(&entry.event));
+    if let Some(detail) = &entry.detail {
+        if entry.event != "lease_taken" || detail.contains("took over") {
+            let _ = write!(line, " — {detail}");
+        }
+    }
+    line
+}
+
+/// `YYYY-MM-DD HH:MM:SSZ` from epoch milliseconds (UTC; civil-from-days, no time crate).
+pub fn utc(ms: Millis) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// What a final status means, in one line.
+pub fn status_meaning(status: SagaStatus) -> &'static str {
+    match status {
+        SagaStatus::Pending => "recorded, not started yet",
+        SagaStatus::Running => "running",
+        SagaStatus::RollingBack => "rolling back",
+        SagaStatus::Succeeded => "the application is onboarded",
+        SagaStatus::RolledBack => "it failed and every change was undone",
+        SagaStatus::RollbackFailed => {
+            "it failed and the rollback failed too: some resources remain"
+        }
+    }
+}
+
+fn state_name(state: NodeState) -> &'static str {
+    match state {
+        NodeState::Pending => "PENDING",
+        NodeState::Started => "STARTED",
+        NodeState::Succeeded => "SUCCEEDED",
+        NodeState::Failed => "FAILED",
+        NodeState::UndoStarted => "UNDO_STARTED",
+        NodeState::Undone => "UNDONE",
+        NodeState::UndoFailed => "UNDO_FAILED",
+        NodeState::UndoBlocked => "UNDO_BLOCKED",
+    }
+}
+
+/// Whether the effect of a node may still be in place.
+fn live(state: NodeState) -> bool {
+    matches!(
+        state,
+        NodeState::Succeeded | NodeState::UndoFailed | NodeState::UndoBlocked
+    )
+}
+
+/// The node key the error came from. A node's `error` is cleared once its undo succeeds, so
+/// the log (`failed` / `undo_failed` with `code: message`) is the reliable source.
+fn error_node(view: &SagaView, err: &ErrorInfo) -> Option<String> {
+    let event = if view.status == SagaStatus::RollbackFailed {
+        "undo_failed"
+    } else {
+        "failed"
+    };
+    let detail = format!("{}: {}", err.code, err.message);
+    view.log
+        .iter()
+        .find(|e| e.event == event && e.detail.as_deref() == Some(detail.as_str()))
+        .map(|e| e.node.clone())
+        .or_else(|| {
+            view.steps
+                .iter()
+                .find(|s| s.error.as_ref() == Some(err))
+                .map(|s| node_key(&s.step, s.instance.as_deref()))
+        })
+}
+
+/// A saga for people: status, step timeline, cause and fix, resources, next action.
+/// `retry_flags` are the target options to repeat in the suggested `onboard retry` command.
+pub fn saga(view: &SagaView, with_log: bool, retry_flags: &str) -> String {
+    let mut s = String::new();
+    let aliases = aliases_from_output(
+        view.steps
+            .iter()
+            .find(|st| st.step == "validate")
+            .and_then(|st| st.output.as_ref()),
+    );
+    let t0 = view.created_at;
+    let _ = writeln!(
+        s,
+        "\nSaga {} {} — {}\n  {} saga of namespace {}, {} from start to last change",
+        view.id,
+        view.status,
+        status_meaning(view.status),
+        view.kind,
+        view.namespace,
+        secs(view.updated_at.saturating_sub(t0)),
+    );
+    let labels: Vec<String> = view
+        .steps
+        .iter()
+        .map(|st| node_label(&st.step, st.instance.as_deref(), &aliases))
+        .collect();
+    let w = labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let _ = writeln!(s, "\nTimeline (from {})", utc(t0));
+    let _ = writeln!(
+        s,
+        "  {:<w$} {:<13} {:>9} {:>9}  tries",
+        "step", "state", "start", "end"
+    );
+    for (st, label) in view.steps.iter().zip(&labels) {
+        let at = |t: Option<Millis>| t.map_or_else(|| "-".into(), |t| secs(t.saturating_sub(t0)));
+        let tries = if st.undo_attempts > 0 {
+            format!("{} (+{} undo)", st.attempts, st.undo_attempts)
+        } else {
+            st.attempts.to_string()
+        };
+        let _ = writeln!(
+            s,
+            "  {label:<w$} {:<13} {:>9} {:>9}  {tries}",
+            state_name(st.state),
+            at(st.started_at),
+            at(st.finished_at),
+        );
+    }
+    if let Some(err) = &view.last_error {
+        let heading = if view.status == SagaStatus::RollbackFailed {
+            "Rollback failed"
+        } else {
+            "Cause"
+        };
+        let at = error_node(view, err)
+            .map(|key| format!(" in {}", key_label(&key, &aliases)))
+            .unwrap_or_default();
+        let _ = writeln!(s, "\n{heading}{at}: {} {}", err.code, err.message);
+        if let Some(fix) = &err.fix {
+            let _ = writeln!(s, "Fix: {fix}");
+        }
+    }
+    resources(&mut s, view, &aliases);
+    match view.status {
+        SagaStatus::RollbackFailed => {
+            let _ = writeln!(
+                s,
+                "\nNext: fix the cause above, then re-drive the rollback: onboard retry {}{retry_flags}",
+                view.id
+            );
+        }
+        // The cause's fix is the next action; it is printed above already.
+        SagaStatus::RolledBack => {}
+        _ => {
+            if let Some(next) = &view.next_action {
+                let _ = writeln!(s, "\nNext: {next}");
+            }
+        }
+    }
+    if with_log {
+        let _ = writeln!(s, "\nLog");
+        for entry in &view.log {
+            let _ = writeln!(s, "{}", log_line(entry, t0, &aliases));
+        }
+    }
+    s
+}
+
+/// The ARNs and grants a saga created, split by whether they still exist.
+fn resources(s: &mut String, view: &SagaView, aliases: &BTreeMap<String, String>) {
+    let mut live_lines = Vec::new();
+    let mut removed = Vec::new();
+    for st in &view.steps {
+        let Some(out) = &st.output else { continue };
+        let who = st
+            .instance
+            .as_deref()
+            .map(|t| aliases.get(t).map_or(t, String::as_str).to_string())
+            .unwrap_or_default();
+        let line = match st.step.as_str() {
+            "create_application" => out
+                .get("arn")
+                .and_then(Value::as_str)
+                .map(|arn| ("application".to_string(), arn.to_string())),
+            "associate" => out
+                .get("arn")
+                .and_then(Value::as_str)
+                .map(|arn| (format!("association {who}"), arn.to_string())),
+            "grant_slr_policy" => {
+                let role = out.get("roleName").and_then(Value::as_str).unwrap_or("?");
+                let policy = out.get("policyName").and_then(Value::as_str).unwrap_or("?");
+                let sid = out.get("sid").and_then(Value::as_str).unwrap_or("?");
+                Some((
+                    format!("SLR policy {who}"),
+                    format!("role {role}, inline policy {policy}, statement {sid}"),
+                ))
+            }
+            "grant_security_profiles" => {
+                let profiles: Vec<&str> = out
+                    .get("profiles")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                (!profiles.is_empty()).then(|| {
+                    (
+                        format!("profiles {who}"),
+                        format!("ACCESS granted in {}", profiles.join(", ")),
+                    )
+                })
+            }
+            _ => None,
+        };
+        let Some((key, value)) = line else { continue };
+        let line = (key, value);
+        if live(st.state) {
+            live_lines.push(line);
+        } else if st.state == NodeState::Undone {
+            removed.push(line);
+        }
+    }
+    let w = live_lines
+        .iter()
+        .chain(&removed)
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    let heading = if view.status == SagaStatus::Succeeded {
+        "Resources"
+    } else {
+        "Still in place (not undone)"
+    };
+    for (title, lines) in [
+        (heading, live_lines),
+        ("Created, then removed by the rollback", removed),
+    ] {
+        if lines.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "\n{title}");
+        for (k, v) in lines {
+            let _ = writeln!(s, "  {k:<w$}  {v}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00Z");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00Z");
+        assert_eq!(utc(1_798_761_599_000), "2026-12-31 23:59:59Z");
+    }
+
+    #[test]
+    fn labels_use_aliases_when_known() {
+        let aliases = BTreeMap::from([("i-1".to_string(), "east".to_string())]);
+        assert_eq!(
+            node_label("associate", Some("i-1"), &aliases),
+            "associate[east]"
+        );
+        assert_eq!(
+            node_label("associate", Some("i-2"), &aliases),
+            "associate[i-2]"
+        );
+        assert_eq!(
+            key_label("grant_slr_policy[i-1]", &aliases),
+            "grant_slr_policy[east]"
+        );
+        assert_eq!(key_label("saga", &aliases), "saga");
+    }
+}

@@ -1,0 +1,322 @@
+//! The reconciler against the in-memory store and the fake AWS world: a worker killed mid-saga
+//! is finished after its lease expires, never-queued sagas get queued, ROLLBACK_FAILED sagas are
+//! counted.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use onboard_core::engine::Engine;
+use onboard_core::error::{ErrorInfo, ErrorKind};
+use onboard_core::idempotency::IdempotencyConfig;
+use onboard_core::onboard::{self, OnboardConfig, OnboardPorts};
+use onboard_core::record::{Millis, SagaRecord, SagaStatus};
+use onboard_core::saga::SagaDef;
+use onboard_core::service::{Onboarding, RunSagaMessage, SagaQueue, SubmitFailure};
+use onboard_core::spec::{parse_spec, ApplicationSpec};
+use onboard_core::store::{IdempotencyClaim, Page, SagaStore, StoreError};
+use onboard_core::testkit::fake_world::{self as fw, FakeWorld};
+use onboard_core::testkit::{FixedRandom, ManualClock, MemoryLocks, MemoryStore};
+use onboard_lambda_common::Emf;
+use onboard_reconciler::{Reconciler, ReconcilerConfig, Report};
+use onboard_worker::{Disposition, Worker};
+use serde_json::json;
+
+/// A store whose `update` hangs forever after `allowed` updates while `armed`: a worker stuck
+/// there is as good as killed once its future is dropped.
+#[derive(Default)]
+struct KillableStore {
+    inner: MemoryStore,
+    armed: AtomicBool,
+    allowed: AtomicUsize,
+}
+
+#[async_trait]
+impl SagaStore for KillableStore {
+    async fn create(&self, r: &SagaRecord) -> Result<(), StoreError> {
+        self.inner.create(r).await
+    }
+    async fn get(&self, id: &str) -> Result<Option<SagaRecord>, StoreError> {
+        self.inner.get(id).await
+    }
+    async fn update(&self, r: &SagaRecord, v: u64) -> Result<(), StoreError> {
+        if self.armed.load(Ordering::SeqCst) {
+            let left = self.allowed.load(Ordering::SeqCst);
+            if left == 0 {
+                std::future::pending::<()>().await;
+            }
+            self.allowed.store(left - 1, Ordering::SeqCst);
+        }
+        self.inner.update(r, v).await
+    }
+    async fn list_by_status(
+        &self,
+        s: SagaStatus,
+        l: usize,
+        c: Option<String>,
+    ) -> Result<Page, StoreError> {
+        self.inner.list_by_status(s, l, c).await
+    }
+    async fn list_stalled(&self, now: Millis, l: usize) -> Result<Vec<SagaRecord>, StoreError> {
+        self.inner.list_stalled(now, l).await
+    }
+    async fn namespace_holder(&self, ns: &str) -> Result<Option<String>, StoreError> {
+        self.inner.namespace_holder(ns).await
+    }
+    async fn claim_idempotency(
+        &self,
+        k: &str,
+        h: &str,
+        n: Millis,
+        i: Millis,
+        e: Millis,
+    ) -> Result<IdempotencyClaim, StoreError> {
+        self.inner.claim_idempotency(k, h, n, i, e).await
+    }
+    async fn complete_idempotency(&self, k: &str, h: &str, s: &str) -> Result<(), StoreError> {
+        self.inner.complete_idempotency(k, h, s).await
+    }
+    async fn release_idempotency(&self, k: &str, h: &str) -> Result<(), StoreError> {
+        self.inner.release_idempotency(k, h).await
+    }
+}
+
+/// A queue that records messages, or refuses them while `down`.
+#[derive(Default)]
+struct TestQueue {
+    sent: Mutex<Vec<RunSagaMessage>>,
+    down: AtomicBool,
+}
+
+#[async_trait]
+impl SagaQueue for TestQueue {
+    async fn enqueue(&self, m: &RunSagaMessage) -> Result<(), ErrorInfo> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(ErrorInfo::new(
+                ErrorKind::ServerError,
+                "ServiceUnavailable",
+                "injected: SQS down",
+            ));
+        }
+        self.sent.lock().unwrap().push(m.clone());
+        Ok(())
+    }
+}
+
+struct Harness {
+    world: Arc<FakeWorld>,
+    clock: Arc<ManualClock>,
+    store: Arc<KillableStore>,
+    queue: Arc<TestQueue>,
+    ports: Arc<OnboardPorts>,
+    def: Arc<SagaDef<OnboardPorts>>,
+    reconciler: Reconciler,
+}
+
+fn harness() -> Harness {
+    let world = Arc::new(FakeWorld::standard());
+    let clock = Arc::new(ManualClock::default());
+    let store = Arc::new(KillableStore::default());
+    let queue = Arc::new(TestQueue::default());
+    let ports = Arc::new(OnboardPorts {
+        apps: world.clone(),
+        connect: world.clone(),
+        iam: world.clone(),
+        locks: Arc::new(MemoryLocks::new()),
+        clock: clock.clone(),
+    });
+    let reconciler = Reconciler {
+        store: store.clone(),
+        queue: queue.clone(),
+        clock: clock.clone(),
+        emf: Emf::capture("reconciler"),
+        config: ReconcilerConfig::default(),
+    };
+    Harness {
+        world,
+        clock,
+        store,
+        queue,
+        ports,
+        def: Arc::new(onboard::definition(&OnboardConfig::default())),
+        reconciler,
+    }
+}
+
+impl Harness {
+    fn worker(&self, owner: &str) -> Worker {
+        Worker {
+            engine: Engine::new(
+                self.def.clone(),
+                self.ports.clone(),
+                self.store.clone(),
+                self.clock.clone(),
+                Arc::new(FixedRandom(0.5)),
+                owner,
+            ),
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            emf: Emf::capture("worker"),
+            concurrency: 2,
+        }
+    }
+
+    fn onboarding(&self) -> Onboarding {
+        Onboarding {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            queue: self.queue.clone(),
+            definition: self.def.clone(),
+            idempotency: IdempotencyConfig::default(),
+        }
+    }
+
+    async fn submit(&self, url: &str) -> Result<String, SubmitFailure> {
+        self.onboarding()
+            .submit(&spec(url), Some(url), || "unused".into())
+            .await
+            .map(|a| a.saga_id)
+    }
+
+    fn take_sent(&self) -> Vec<RunSagaMessage> {
+        std::mem::take(&mut *self.queue.sent.lock().unwrap())
+    }
+
+    async fn record(&self, id: &str) -> SagaRecord {
+        self.store.get(id).await.unwrap().unwrap()
+    }
+}
+
+fn spec(url: &str) -> ApplicationSpec {
+    let body = json!({
+        "displayName": "Acme CRM",
+        "accessUrl": url,
+        "permissions": ["User.Details.View"],
+        "instances": [fw::INSTANCE_ALPHA, fw::INSTANCE_BETA],
+        "requester": {"source": "PORTAL", "principal": "alice@example.com"}
+    });
+    parse_spec(body.to_string().as_bytes()).unwrap()
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_saga_is_finished_after_its_lease_expires() {
+    let h = harness();
+    let id = h.submit("https://crm.example.com/agent").await.unwrap();
+    let message = h.take_sent().pop().unwrap();
+
+    // Worker A dies after a handful of writes: mid-way through the saga.
+    h.store.allowed.store(5, Ordering::SeqCst);
+    h.store.armed.store(true, Ordering::SeqCst);
+    let a = h.worker("worker-a");
+    let killed = tokio::time::timeout(Duration::from_millis(300), a.handle_message(&message)).await;
+    assert!(killed.is_err(), "worker A should have been stuck");
+    drop(a);
+    h.store.armed.store(false, Ordering::SeqCst);
+    let stuck = h.record(&id).await;
+    assert_eq!(stuck.status, SagaStatus::Running);
+    assert_eq!(stuck.lease.as_ref().unwrap().owner, "worker-a");
+
+    // While the lease is live, the reconciler leaves it alone.
+    let report = h.reconciler.sweep().await.unwrap();
+    assert_eq!(report.requeued, 0);
+    assert!(h.take_sent().is_empty());
+
+    // After the lease expired, it re-queues the saga and a new worker finishes it.
+    h.clock.advance(Duration::from_secs(301));
+    let report = h.reconciler.sweep().await.unwrap();
+    assert_eq!(
+        report,
+        Report {
+            stalled: 1,
+            requeued: 1,
+            ..Report::default()
+        }
+    );
+    let requeued = h.take_sent();
+    assert_eq!(requeued, vec![message]);
+    let b = h.worker("worker-b");
+    assert_eq!(b.handle_message(&requeued[0]).await, Disposition::Done);
+    let done = h.record(&id).await;
+    assert_eq!(done.status, SagaStatus::Succeeded);
+    assert!(done
+        .log
+        .iter()
+        .any(|e| e.event == "lease_taken" && e.owner == "worker-b"));
+    assert_eq!(h.world.calls("create_application"), 1);
+    assert_eq!(h.reconciler.emf.total("SagasRequeued"), 1.0);
+}
+
+#[tokio::test]
+async fn a_saga_recorded_but_never_queued_is_queued_after_the_grace_period() {
+    let h = harness();
+    h.queue.down.store(true, Ordering::SeqCst);
+    let err = h.submit("https://crm.example.com/agent").await.unwrap_err();
+    let SubmitFailure::NotQueued { saga_id, .. } = err else {
+        panic!("expected NotQueued, got {err:?}");
+    };
+    h.queue.down.store(false, Ordering::SeqCst);
+
+    let report = h.reconciler.sweep().await.unwrap();
+    assert_eq!((report.stalled, report.too_recent, report.requeued), (1, 1, 0));
+
+    h.clock.advance(Duration::from_secs(121));
+    let report = h.reconciler.sweep().await.unwrap();
+    assert_eq!(report.requeued, 1);
+    let sent = h.take_sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].saga_id, saga_id);
+    assert_eq!(sent[0].namespace, "crm.example.com/agent");
+}
+
+#[tokio::test]
+async fn queue_failures_are_counted_and_retried_on_the_next_sweep() {
+    let h = harness();
+    h.submit("https://crm.example.com/agent").await.unwrap();
+    h.take_sent();
+    h.clock.advance(Duration::from_secs(600));
+    h.queue.down.store(true, Ordering::SeqCst);
+    let report = h.reconciler.sweep().await.unwrap();
+    assert_eq!((report.requeued, report.requeue_failed), (0, 1));
+    assert_eq!(h.reconciler.emf.total("RequeueFailures"), 1.0);
+    h.queue.down.store(false, Ordering::SeqCst);
+    assert_eq!(h.reconciler.sweep().await.unwrap().requeued, 1);
+}
+
+#[tokio::test]
+async fn rollback_failed_sagas_are_reported_as_a_metric_and_not_requeued() {
+    let h = harness();
+    let id = h.submit("https://crm.example.com/agent").await.unwrap();
+    let message = h.take_sent().pop().unwrap();
+    h.world
+        .fail_always("create_association", fw::access_denied());
+    h.world
+        .fail_always("delete_application", fw::access_denied());
+    assert_eq!(h.worker("w").handle_message(&message).await, Disposition::Done);
+    assert_eq!(h.record(&id).await.status, SagaStatus::RollbackFailed);
+
+    h.clock.advance(Duration::from_secs(3600));
+    let report = h.reconciler.sweep().await.unwrap();
+    assert_eq!(report.rollback_failed, 1);
+    assert_eq!(report.requeued, 0, "a ROLLBACK_FAILED saga waits for an operator");
+    assert_eq!(h.reconciler.emf.total("SagasInRollbackFailed"), 1.0);
+}
+
+#[test]
+fn the_scheduled_event_fixture_is_what_the_handler_accepts() {
+    let event: EventBridgeEvent =
+        serde_json::from_str(include_str!("fixtures/eventbridge-schedule.json")).unwrap();
+    assert_eq!(event.detail_type, "Scheduled Event");
+    assert_eq!(event.source, "aws.events");
+    let report = serde_json::to_value(Report {
+        stalled: 2,
+        requeued: 1,
+        too_recent: 1,
+        requeue_failed: 0,
+        rollback_failed: 3,
+    })
+    .unwrap();
+    assert_eq!(report["rollbackFailed"], 3);
+}

@@ -1,0 +1,91 @@
+//! `onboard-worker`: SQS → Lambda. Builds the clients and the engine once per execution
+//! environment, then hands each batch to [`onboard_worker::Worker`].
+//!
+//! Environment: `TABLE_NAME` (required); optional `WORKER_CONCURRENCY` (namespaces run at once
+//! per batch, default 4), `INSTANCE_CONCURRENCY` (instances per fan-out step, default 4),
+//! `CONNECT_RATE_PER_SECOND` / `CONNECT_BURST` (client-side Connect limit, default 2 / 5),
+//! `LEASE_TTL_SECONDS` (default 300), `METRICS_NAMESPACE`, `AWS_LAMBDA_LOG_LEVEL` / `RUST_LOG`.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use onboard_aws::ConnectRate;
+use onboard_core::clock::{Clock, SystemClock, SystemRandom};
+use onboard_core::engine::{Engine, EngineConfig};
+use onboard_core::onboard::{self, OnboardConfig};
+use onboard_lambda_common::{clients, emf, logging, ConfigError, Emf, Env};
+use onboard_worker::Worker;
+
+async fn init(env: &Env) -> Result<Worker, ConfigError> {
+    let table = env.required(
+        "TABLE_NAME",
+        "the DynamoDB table of saga records (the SagaTable output of the stack)",
+    )?;
+    let concurrency = env.parse_or("WORKER_CONCURRENCY", 4usize)?;
+    let instance_concurrency = env.parse_or("INSTANCE_CONCURRENCY", 4usize)?;
+    let rate = ConnectRate {
+        per_second: env.parse_or("CONNECT_RATE_PER_SECOND", NonZeroU32::MIN.saturating_add(1))?,
+        burst: env.parse_or("CONNECT_BURST", NonZeroU32::MIN.saturating_add(4))?,
+    };
+    let lease = Duration::from_secs(env.parse_or("LEASE_TTL_SECONDS", 300u64)?);
+    let namespace = env
+        .get("METRICS_NAMESPACE")
+        .unwrap_or_else(|| emf::DEFAULT_NAMESPACE.to_string());
+
+    let sdk = clients::sdk_config().await;
+    let store = clients::saga_store(&sdk, &table);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let ports = onboard_aws::onboard_ports(&sdk, rate, store.clone(), clock.clone());
+    let definition = onboard::definition(&OnboardConfig {
+        instance_concurrency,
+    });
+    // Unique per execution environment, so two environments never share a lease.
+    let owner = format!(
+        "worker:{}:{:x}",
+        env.get("AWS_LAMBDA_LOG_STREAM_NAME")
+            .unwrap_or_else(|| "local".into()),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() ^ std::process::id())
+    );
+    let engine = Engine::new(
+        Arc::new(definition),
+        Arc::new(ports),
+        store.clone(),
+        clock.clone(),
+        Arc::new(SystemRandom),
+        owner,
+    )
+    .with_config(EngineConfig {
+        lease_ttl: lease,
+        ..EngineConfig::default()
+    });
+    Ok(Worker {
+        engine,
+        store,
+        clock,
+        emf: Emf::stdout(&namespace, "worker"),
+        concurrency,
+    })
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    let env = Env::process();
+    logging::init(&env)?;
+    let worker = match init(&env).await {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e, "worker configuration is incomplete");
+            return Err(e.into());
+        }
+    };
+    let worker = &worker;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<SqsBatchResponse, Error>(worker.handle(event.payload).await)
+    }))
+    .await
+}
