@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,9 +17,9 @@ use onboard_core::onboard::{self, OnboardConfig, OnboardPorts};
 use onboard_core::record::{Millis, NodeState, SagaRecord, SagaStatus};
 use onboard_core::saga::{NodeCtx, SagaDef, StepAction, StepDef};
 use onboard_core::spec::{parse_spec, ApplicationSpec};
-use onboard_core::store::{IdempotencyClaim, Page, SagaStore, StoreError};
+use onboard_core::store::SagaStore;
 use onboard_core::testkit::fake_world::{self as fw, FakeWorld};
-use onboard_core::testkit::{FixedRandom, ManualClock, MemoryLocks, MemoryStore};
+use onboard_core::testkit::{CrashingStore, FixedRandom, ManualClock, MemoryLocks, MemoryStore};
 use serde_json::{json, Value};
 
 const STEPS: [&str; 6] = [
@@ -598,87 +598,13 @@ async fn a_permanently_failing_undo_ends_rollback_failed_then_redrives() {
     ));
 }
 
-/// A store that "crashes" at its `crash_at`-th update: that write lands, then it and every
-/// later call fail, like a worker that died right after the write.
-struct CrashingStore {
-    inner: Arc<MemoryStore>,
-    updates: AtomicU64,
-    crash_at: u64,
-    dead: AtomicBool,
-}
-
-impl CrashingStore {
-    fn check(&self) -> Result<(), StoreError> {
-        if self.dead.load(Ordering::SeqCst) {
-            return Err(StoreError::Backend("crashed".into()));
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl SagaStore for CrashingStore {
-    async fn create(&self, r: &SagaRecord) -> Result<(), StoreError> {
-        self.check()?;
-        self.inner.create(r).await
-    }
-    async fn get(&self, id: &str) -> Result<Option<SagaRecord>, StoreError> {
-        self.check()?;
-        self.inner.get(id).await
-    }
-    async fn update(&self, r: &SagaRecord, v: u64) -> Result<(), StoreError> {
-        self.check()?;
-        self.inner.update(r, v).await?;
-        if self.updates.fetch_add(1, Ordering::SeqCst) + 1 == self.crash_at {
-            self.dead.store(true, Ordering::SeqCst);
-            return Err(StoreError::Backend("crashed right after this write".into()));
-        }
-        Ok(())
-    }
-    async fn list_by_status(
-        &self,
-        s: SagaStatus,
-        l: usize,
-        c: Option<String>,
-    ) -> Result<Page, StoreError> {
-        self.inner.list_by_status(s, l, c).await
-    }
-    async fn list_stalled(&self, now: Millis, l: usize) -> Result<Vec<SagaRecord>, StoreError> {
-        self.inner.list_stalled(now, l).await
-    }
-    async fn namespace_holder(&self, ns: &str) -> Result<Option<String>, StoreError> {
-        self.inner.namespace_holder(ns).await
-    }
-    async fn claim_idempotency(
-        &self,
-        k: &str,
-        h: &str,
-        n: Millis,
-        u: Millis,
-        e: Millis,
-    ) -> Result<IdempotencyClaim, StoreError> {
-        self.inner.claim_idempotency(k, h, n, u, e).await
-    }
-    async fn complete_idempotency(&self, k: &str, h: &str, s: &str) -> Result<(), StoreError> {
-        self.inner.complete_idempotency(k, h, s).await
-    }
-    async fn release_idempotency(&self, k: &str, h: &str) -> Result<(), StoreError> {
-        self.inner.release_idempotency(k, h).await
-    }
-}
-
 /// How many record writes a full run makes (with `fail_activate`, a run that rolls back).
 async fn writes_of_a_run(fail_activate: bool) -> u64 {
-    let crashing = Arc::new(CrashingStore {
-        inner: Arc::new(MemoryStore::new()),
-        updates: AtomicU64::new(0),
-        crash_at: u64::MAX,
-        dead: AtomicBool::new(false),
-    });
+    let crashing = Arc::new(CrashingStore::new(Arc::new(MemoryStore::new()), u64::MAX));
     let h = Harness::with(crashing.clone(), |d| maybe_fail_activate(d, fail_activate));
     let id = h.submit(&spec()).await;
     h.engine("w1").run(&id).await.unwrap();
-    crashing.updates.load(Ordering::SeqCst)
+    crashing.updates()
 }
 
 fn maybe_fail_activate(def: SagaDef<OnboardPorts>, fail: bool) -> SagaDef<OnboardPorts> {
@@ -705,12 +631,7 @@ async fn crash_after_every_write_converges(fail_activate: bool) {
     assert!(total >= 20, "before and after every node: {total} writes");
     for crash_at in 1..=total {
         let inner = Arc::new(MemoryStore::new());
-        let crashing = Arc::new(CrashingStore {
-            inner: inner.clone(),
-            updates: AtomicU64::new(0),
-            crash_at,
-            dead: AtomicBool::new(false),
-        });
+        let crashing = Arc::new(CrashingStore::new(inner.clone(), crash_at));
         let h = Harness::with(crashing.clone(), |d| maybe_fail_activate(d, fail_activate));
         let id = h.submit(&spec()).await;
         let first = h.engine("w1").run(&id).await;
