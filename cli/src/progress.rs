@@ -132,6 +132,18 @@ impl Progress {
         }
     }
 
+    /// Start from `record` as it is now: earlier events were shown by the run that made them.
+    pub fn start_from(&mut self, record: &SagaRecord) {
+        match self {
+            Progress::Bars(b) => b.update(record),
+            Progress::Lines(l) => {
+                l.last = record.log.last().cloned();
+                l.update(record);
+            }
+            Progress::Quiet => {}
+        }
+    }
+
     /// Leave the final state on screen.
     pub fn finish(&mut self) {
         if let Progress::Bars(b) = self {

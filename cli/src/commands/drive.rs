@@ -80,6 +80,9 @@ pub async fn drive(
     )
     .with_config(run.world.tuning.engine.clone());
     let mut progress = Progress::for_output(ctx.global.output, id);
+    if let Some(record) = run.store.get(id).await? {
+        progress.start_from(&record);
+    }
     let outcome = {
         let engine_run = async {
             match action {
