@@ -71,12 +71,11 @@ fn default_fix(kind: ErrorKind, action: &str) -> Option<String> {
     match kind {
         ErrorKind::Denied => Some(format!(
             "Allow the onboarding role to call {action} on this resource (see the README's IAM \
-             policy), then re-drive."
+             policy)."
         )),
-        ErrorKind::QuotaExceeded => Some(
-            "Raise the service quota (Service Quotas console) or free capacity, then re-drive."
-                .to_string(),
-        ),
+        ErrorKind::QuotaExceeded => {
+            Some("Raise the service quota (Service Quotas console) or free capacity.".to_string())
+        }
         _ => None,
     }
 }

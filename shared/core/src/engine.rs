@@ -434,7 +434,7 @@ impl<C: ?Sized + Send + Sync + 'static> Run<'_, C> {
                 .nodes
                 .iter()
                 .find(|n| n.step == step.name && n.state == NodeState::UndoFailed)
-                .and_then(|n| n.error.clone());
+                .and_then(|n| n.undo_error.clone());
         }
         let now = self.engine.clock.now();
         let owner = self.engine.owner.clone();
@@ -544,7 +544,10 @@ impl<C: ?Sized + Send + Sync + 'static> Run<'_, C> {
                     self.write(|r| {
                         if let Some(n) = r.nodes.get_mut(idx) {
                             n.state = ok_state;
-                            n.error = None;
+                            match phase {
+                                Phase::Forward => n.error = None,
+                                Phase::Undo => n.undo_error = None,
+                            }
                             n.finished_at = Some(now);
                             if phase == Phase::Forward {
                                 n.output = Some(value);
@@ -591,7 +594,10 @@ impl<C: ?Sized + Send + Sync + 'static> Run<'_, C> {
                     self.write(|r| {
                         if let Some(n) = r.nodes.get_mut(idx) {
                             n.state = bad_state;
-                            n.error = Some(final_err);
+                            match phase {
+                                Phase::Forward => n.error = Some(final_err),
+                                Phase::Undo => n.undo_error = Some(final_err),
+                            }
                             n.finished_at = Some(now);
                             let key = n.key();
                             r.push_log(now, &key, ev_bad, Some(detail), &owner);

@@ -145,7 +145,7 @@ fn validated(node: &NodeCtx) -> Result<Validated, ErrorInfo> {
     })?;
     spec.validate().map_err(|errs| {
         ErrorInfo::new(ErrorKind::Invalid, "InvalidSpec", errs.to_string())
-            .with_fix("Correct every listed field and submit again.")
+            .with_fix("Correct every listed field.")
     })
 }
 
@@ -316,7 +316,7 @@ impl StepAction<OnboardPorts> for ValidateStep {
         if !problems.is_empty() {
             return Err(
                 ErrorInfo::new(ErrorKind::Invalid, "PreflightFailed", problems.join("; "))
-                    .with_fix("Fix each listed problem, then submit the request again."),
+                    .with_fix("Fix each listed problem."),
             );
         }
         encode(&ValidateOutput {
@@ -546,7 +546,7 @@ async fn add_statement(
         )
         .with_fix(format!(
             "Offboard unused applications from instance {instance} or remove unused inline \
-             policies from {role}, then submit again."
+             policies from {role}."
         )));
     }
     ports.iam.put_role_policy(role, POLICY_NAME, &next).await?;
@@ -717,7 +717,7 @@ impl StepAction<OnboardPorts> for ActivateStep {
                     "AssociationMissing",
                     format!("the association with instance {instance} disappeared during onboarding"),
                 )
-                .with_fix("Someone removed it concurrently; submit the request again.")
+                .with_fix("Someone removed it while onboarding ran; find out who (CloudTrail).")
             })?;
             associations.insert(instance.clone(), assoc.arn);
         }

@@ -46,7 +46,7 @@ fn malformed(detail: String) -> ErrorInfo {
         format!("the existing inline policy {POLICY_NAME} is not a policy document we can edit: {detail}"),
     )
     .with_fix(format!(
-        "Inspect the inline policy {POLICY_NAME} on the role; fix or delete it, then re-drive."
+        "Inspect the inline policy {POLICY_NAME} on the role; fix or delete it."
     ))
 }
 

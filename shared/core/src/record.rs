@@ -132,8 +132,12 @@ pub struct NodeRecord {
     /// What the action produced (ARNs, ids); kept for the undo and for status pages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Value>,
+    /// Why the action failed; kept after a successful undo so the record shows what happened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorInfo>,
+    /// Why the undo failed (cleared when a re-drive undoes the node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo_error: Option<ErrorInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Millis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

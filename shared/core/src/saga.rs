@@ -183,6 +183,7 @@ impl<C: ?Sized + Send + Sync> SagaDef<C> {
                     undo_attempts: 0,
                     output: None,
                     error: None,
+                    undo_error: None,
                     started_at: None,
                     finished_at: None,
                 });

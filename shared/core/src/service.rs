@@ -170,6 +170,8 @@ pub struct StepView {
     pub output: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undo_error: Option<ErrorInfo>,
 }
 
 impl From<&NodeRecord> for StepView {
@@ -184,6 +186,7 @@ impl From<&NodeRecord> for StepView {
             finished_at: n.finished_at,
             output: n.output.clone(),
             error: n.error.clone(),
+            undo_error: n.undo_error.clone(),
         }
     }
 }
@@ -248,16 +251,18 @@ impl SagaView {
         let last_error = r.undo_error.clone().or_else(|| r.cause.clone());
         let next_action = match r.status {
             SagaStatus::RollbackFailed => Some(format!(
-                "Fix the cause ({}), then re-drive the saga: POST /applications/{}/retry or \
-                 `onboard retry {}`.",
+                "{} Then re-drive the rollback: POST /applications/{}/retry or `onboard retry {}`.",
                 last_error
                     .as_ref()
                     .and_then(|e| e.fix.clone())
-                    .unwrap_or_else(|| "see lastError".into()),
+                    .unwrap_or_else(|| "Fix the cause shown in lastError.".into()),
                 r.id,
                 r.id
             )),
-            SagaStatus::RolledBack => last_error.as_ref().and_then(|e| e.fix.clone()),
+            SagaStatus::RolledBack => last_error
+                .as_ref()
+                .and_then(|e| e.fix.clone())
+                .map(|fix| format!("{fix} Then submit the request again.")),
             _ => None,
         };
         SagaView {

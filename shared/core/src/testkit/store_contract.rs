@@ -30,6 +30,7 @@ pub fn sample_record(id: &str, namespace: &str) -> SagaRecord {
             undo_attempts: 0,
             output: None,
             error: None,
+            undo_error: None,
             started_at: None,
             finished_at: None,
         }],
