@@ -331,6 +331,13 @@ async fn a_failure_at_each_step_leaves_the_world_pristine() {
                 "{case}"
             );
             assert!(
+                rec.nodes.iter().any(|n| n.step == step
+                    && n.error
+                        .as_ref()
+                        .is_some_and(|e| e.code == "InjectedFailure")),
+                "{case}: the failed node keeps its error after its undo"
+            );
+            assert!(
                 rec.nodes
                     .iter()
                     .all(|n| matches!(n.state, NodeState::Undone | NodeState::Pending)),
