@@ -147,7 +147,7 @@ impl Context {
         }
         let seed = match &self.global.seed {
             Some(path) => SeedConfig::from_file(path)?,
-            None => demo_seed(),
+            None => SeedConfig::demo(),
         };
         let running = Sandbox::start(SandboxConfig {
             seed: seed.clone(),
@@ -283,24 +283,4 @@ impl Tuning {
         }
         def
     }
-}
-
-/// `SeedConfig::demo()` with its security profile ids turned into UUIDs.
-///
-/// Connect profile ids are UUIDs and the spec validation requires one, but the sandbox's demo
-/// seed names its profiles `sp-east-agent` and the like, which no spec could reference. The
-/// n-th profile of an instance becomes the instance id with the last group replaced by `n`
-/// (`11111111-1111-4111-8111-000000000001` is demo-east's Agent profile); ids that already
-/// are UUIDs are kept, so this is a no-op once the demo seed uses UUIDs.
-pub fn demo_seed() -> SeedConfig {
-    let mut seed = SeedConfig::demo();
-    for instance in &mut seed.instances {
-        let prefix: String = instance.id.chars().take(24).collect();
-        for (n, profile) in instance.security_profiles.iter_mut().enumerate() {
-            if !onboard_core::spec::is_uuid(&profile.id) && prefix.len() == 24 {
-                profile.id = format!("{prefix}{:012}", n + 1);
-            }
-        }
-    }
-    seed
 }

@@ -35,6 +35,7 @@ pub use faults::{FaultError, FaultMode, FaultRule, FaultSpec};
 pub use seed::{
     ApplicationSeed, CallerSeed, GrantSeed, InstanceSeed, RoleSeed, SecurityProfileSeed,
     SeedConfig, DEMO_ACCOUNT, DEMO_INSTANCE_EAST, DEMO_INSTANCE_LEGACY, DEMO_INSTANCE_SUPPORT,
+    DEMO_PROFILE_EAST_AGENT,
 };
 pub use server::{CallRecord, RunningSandbox, Sandbox, SandboxConfig, SandboxHandle};
 pub use throttle::{Rate, ServiceRates, ThrottleConfig};

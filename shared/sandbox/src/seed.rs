@@ -229,24 +229,26 @@ impl SeedConfig {
                 {"Effect": "Allow", "Action": "iam:*RolePolicy", "Resource": slr_scope}
             ]
         });
-        let profiles = |prefix: &str| {
+        // Profile ids are UUIDs like Connect's: the instance id's first four groups + `00..0N`.
+        let profiles = |instance: &str| {
+            let prefix = instance.get(..24).unwrap_or(instance);
             vec![
                 SecurityProfileSeed {
-                    id: format!("{prefix}-agent"),
+                    id: format!("{prefix}000000000001"),
                     name: "Agent".to_owned(),
                     description: Some("Agents taking contacts".to_owned()),
                     permissions: vec!["BasicAgentAccess".to_owned()],
                     applications: Vec::new(),
                 },
                 SecurityProfileSeed {
-                    id: format!("{prefix}-supervisor"),
+                    id: format!("{prefix}000000000002"),
                     name: "CallCenterManager".to_owned(),
                     description: None,
                     permissions: vec!["BasicAgentAccess".to_owned()],
                     applications: Vec::new(),
                 },
                 SecurityProfileSeed {
-                    id: format!("{prefix}-admin"),
+                    id: format!("{prefix}000000000003"),
                     name: "Admin".to_owned(),
                     description: None,
                     permissions: Vec::new(),
@@ -274,7 +276,7 @@ impl SeedConfig {
                     service_role: None,
                     slr_inline_policies: BTreeMap::new(),
                     status: None,
-                    security_profiles: profiles("sp-east"),
+                    security_profiles: profiles(DEMO_INSTANCE_EAST),
                 },
                 InstanceSeed {
                     id: DEMO_INSTANCE_SUPPORT.to_owned(),
@@ -285,7 +287,7 @@ impl SeedConfig {
                     service_role: None,
                     slr_inline_policies: kinesis,
                     status: None,
-                    security_profiles: profiles("sp-support"),
+                    security_profiles: profiles(DEMO_INSTANCE_SUPPORT),
                 },
                 InstanceSeed {
                     id: DEMO_INSTANCE_LEGACY.to_owned(),
@@ -296,7 +298,7 @@ impl SeedConfig {
                     service_role: None,
                     slr_inline_policies: BTreeMap::new(),
                     status: None,
-                    security_profiles: profiles("sp-legacy"),
+                    security_profiles: profiles(DEMO_INSTANCE_LEGACY),
                 },
             ],
             roles: vec![RoleSeed {
@@ -326,6 +328,9 @@ impl SeedConfig {
 pub const DEMO_ACCOUNT: &str = "111122223333";
 /// Demo instance with an SLR and no inline policies on it.
 pub const DEMO_INSTANCE_EAST: &str = "11111111-1111-4111-8111-111111111111";
+/// The demo east instance's "Agent" security profile (each demo instance has `…000000000001`
+/// Agent, `…000000000002` CallCenterManager and `…000000000003` Admin-like profiles).
+pub const DEMO_PROFILE_EAST_AGENT: &str = "11111111-1111-4111-8111-000000000001";
 /// Demo instance with an SLR that already has an inline policy.
 pub const DEMO_INSTANCE_SUPPORT: &str = "22222222-2222-4222-8222-222222222222";
 /// Demo instance without a service-linked role (created before October 2018).

@@ -308,8 +308,9 @@ async fn security_profiles_list_describe_and_grant() {
         .collect::<Result<Vec<_>, _>>()
         .await
         .unwrap();
-    let names: Vec<_> = profiles.iter().map(|p| p.name().unwrap()).collect();
-    assert_eq!(names, ["Admin", "Agent", "CallCenterManager"]);
+    let mut names: Vec<_> = profiles.iter().map(|p| p.name().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["Admin", "Agent", "CallCenterManager"], "every page, each once");
     let agent = profiles
         .iter()
         .find(|p| p.name() == Some("Agent"))

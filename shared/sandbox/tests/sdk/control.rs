@@ -2,7 +2,7 @@
 
 use crate::common::*;
 use aws_sdk_connect::types::Application;
-use onboard_sandbox::{DEMO_INSTANCE_EAST, DEMO_INSTANCE_SUPPORT};
+use onboard_sandbox::{DEMO_INSTANCE_EAST, DEMO_INSTANCE_SUPPORT, DEMO_PROFILE_EAST_AGENT};
 
 #[tokio::test]
 async fn the_state_dump_returns_to_pristine_after_every_change_is_undone() {
@@ -28,7 +28,7 @@ async fn the_state_dump_returns_to_pristine_after_every_change_is_undone() {
     env.connect
         .update_security_profile()
         .instance_id(DEMO_INSTANCE_EAST)
-        .security_profile_id("sp-east-agent")
+        .security_profile_id(DEMO_PROFILE_EAST_AGENT)
         .applications(
             Application::builder()
                 .namespace("pristine.example.com")
@@ -52,7 +52,7 @@ async fn the_state_dump_returns_to_pristine_after_every_change_is_undone() {
     assert_ne!(changed, pristine);
     assert_eq!(changed["applications"][&id]["name"], "Tagged");
     assert_eq!(
-        changed["instances"][DEMO_INSTANCE_EAST]["security_profiles"]["sp-east-agent"]
+        changed["instances"][DEMO_INSTANCE_EAST]["security_profiles"][DEMO_PROFILE_EAST_AGENT]
             ["applications"][0]["Namespace"],
         "pristine.example.com"
     );
@@ -85,7 +85,7 @@ async fn the_state_dump_returns_to_pristine_after_every_change_is_undone() {
     env.connect
         .update_security_profile()
         .instance_id(DEMO_INSTANCE_EAST)
-        .security_profile_id("sp-east-agent")
+        .security_profile_id(DEMO_PROFILE_EAST_AGENT)
         .set_applications(Some(vec![]))
         .send()
         .await
