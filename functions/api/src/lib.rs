@@ -1,1 +1,130 @@
+//! The onboarding service's HTTP API: one axum [`Router`] that Lambda serves through
+//! `lambda_http` (see `main.rs`) and `onboard serve` hosts locally.
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /applications` | validate a spec; 400 problem+json listing every problem, else record + enqueue → 202, `Location` |
+//! | `GET /applications/{id}` | the saga's status page (steps per instance, ARNs, last error, next action) |
+//! | `GET /applications` | list; `?status=`, `?limit=` (1–100, default 20), `?cursor=` |
+//! | `POST /preflight` | dry run: validation, namespace availability, the planned steps; no side effect |
+//! | `POST /webhooks/{source}` | signed ticket webhooks (`servicenow`, `jira`, `generic`) |
+//! | `GET /openapi.json` | the OpenAPI 3.1 document, generated from these handlers |
+//! | `GET /health` | liveness |
+//!
+//! Handlers hold their dependencies as ports ([`Api`]: the core's `Onboarding` over
+//! `Arc<dyn SagaStore>` and `Arc<dyn SagaQueue>`), so tests run the router with the in-memory
+//! store and queue.
 
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use onboard_core::service::Onboarding;
+use onboard_lambda_common::Emf;
+use tracing::Instrument;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub mod config;
+pub mod principal;
+pub mod problem;
+pub mod routes;
+pub mod webhooks;
+
+pub use principal::PrincipalConfig;
+pub use problem::{ApiProblem, Kind};
+pub use webhooks::WebhookConfig;
+
+/// Default request body limit: a spec is a few kilobytes; ticket payloads are larger.
+pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
+
+/// Everything the handlers need.
+pub struct Api {
+    /// Submit and status use cases over the saga store and queue.
+    pub onboarding: Onboarding,
+    pub principal: PrincipalConfig,
+    pub webhooks: WebhookConfig,
+    /// Largest accepted request body, in bytes (413 above).
+    pub body_limit: usize,
+    pub emf: Emf,
+    /// New saga ids for submissions without an idempotency key or ticket.
+    pub new_id: Box<dyn Fn() -> String + Send + Sync>,
+}
+
+/// A random saga id (`sg-` and 32 hex digits).
+pub fn random_saga_id() -> String {
+    format!("sg-{:032x}", fastrand::u128(..))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Amazon Connect third-party app onboarding",
+        description = "Submit, track and preflight the onboarding of third-party web apps into the \
+                       Amazon Connect agent workspace, and receive approved change tickets. Errors \
+                       are application/problem+json with a stable `type` URI."
+    ),
+    tags(
+        (name = "applications", description = "Portal submissions and saga status"),
+        (name = "webhooks", description = "Signed ticketing-system webhooks"),
+        (name = "meta", description = "Health and the API description")
+    )
+)]
+struct ApiDoc;
+
+/// Every route, registered once: the router and the OpenAPI document both come from here.
+fn api_routes() -> OpenApiRouter<Arc<Api>> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(routes::submit, routes::list))
+        .routes(routes!(routes::get_application))
+        .routes(routes!(routes::preflight))
+        .routes(routes!(webhooks::receive))
+        .routes(routes!(routes::health))
+        .routes(routes!(routes::openapi_json))
+}
+
+/// The API's router.
+pub fn router(api: Arc<Api>) -> Router {
+    let limit = api.body_limit;
+    let (router, _) = api_routes().split_for_parts();
+    router
+        .fallback(routes::not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(request_span))
+        .with_state(api)
+}
+
+/// The OpenAPI document of every route, generated from the handlers' annotations.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = api_routes().split_for_parts();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    doc
+}
+
+/// One span per request with the ids every log line should carry; handlers fill in the saga
+/// fields once they know them.
+async fn request_span(req: Request, next: Next) -> Response {
+    let request_id = principal::gateway_request_id(req.extensions())
+        .or_else(|| {
+            req.headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %req.method(),
+        path = %req.uri().path(),
+        saga_id = tracing::field::Empty,
+        namespace = tracing::field::Empty,
+        ticket_id = tracing::field::Empty,
+    );
+    let resp = next.run(req).instrument(span.clone()).await;
+    span.in_scope(|| tracing::info!(status = resp.status().as_u16(), "request done"));
+    resp.into_response()
+}

@@ -7,8 +7,7 @@
 //! 2. HTTP API JWT authorizer (e.g. Cognito, Entra ID): claim `email`, else
 //!    `preferred_username`, `username`, `sub`;
 //! 3. Lambda authorizer context: `principal`, else `principalId`;
-//! 4. REST API: `identity.userArn` (else `caller`), then the authorizer's `principalId` or
-//!    JWT claims.
+//! 4. REST API (payload v1): `identity.userArn`, else `identity.caller`.
 //!
 //! Without a request context (`onboard serve`, tests) the identity is taken from a header
 //! (`X-Onboard-Principal` by default) when the configuration allows it. A request with neither
@@ -78,19 +77,7 @@ fn from_context(ext: &Extensions) -> Option<String> {
             .user_arn
             .clone()
             .or_else(|| c.identity.caller.clone())
-            .or_else(|| from_fields(&c.authorizer.fields))
-            .or_else(|| {
-                let other: HashMap<String, Value> = c.authorizer.other.clone().into_iter().collect();
-                from_fields(&other)
-            })
-            .or_else(|| {
-                let claims = c.authorizer.other.get("claims")?.as_object()?;
-                let claims: HashMap<String, String> = claims
-                    .iter()
-                    .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                    .collect();
-                from_claims(&claims)
-            }),
+            .or_else(|| from_fields(&c.authorizer.fields)),
         #[allow(unreachable_patterns)]
         _ => None,
     }

@@ -4,7 +4,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use onboard_core::validation::Problem as SpecProblem;
@@ -84,7 +84,7 @@ impl Kind {
 }
 
 /// One field-level problem: where, what, and the fix.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FieldProblem {
     /// JSON path of the input, e.g. `approvedOrigins[2]`; `$` for the whole document.
@@ -106,7 +106,7 @@ impl From<SpecProblem> for FieldProblem {
 }
 
 /// An `application/problem+json` body.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiProblem {
     /// Stable URI identifying the kind of problem.
@@ -169,8 +169,16 @@ impl ApiProblem {
             ),
         )
         .fix("Correct every field listed in `problems` and submit again.");
-        p.problems = errors.problems.into_iter().map(FieldProblem::from).collect();
-        p.warnings = errors.warnings.into_iter().map(FieldProblem::from).collect();
+        p.problems = errors
+            .problems
+            .into_iter()
+            .map(FieldProblem::from)
+            .collect();
+        p.warnings = errors
+            .warnings
+            .into_iter()
+            .map(FieldProblem::from)
+            .collect();
         p
     }
 
@@ -183,7 +191,10 @@ impl ApiProblem {
             )
             .fix("Send a smaller body; an application spec is a few kilobytes.")
         } else {
-            ApiProblem::new(Kind::BadRequest, format!("the body could not be read: {text}"))
+            ApiProblem::new(
+                Kind::BadRequest,
+                format!("the body could not be read: {text}"),
+            )
         }
     }
 
@@ -198,16 +209,20 @@ impl ApiProblem {
     }
 }
 
+impl IntoResponse for Box<ApiProblem> {
+    fn into_response(self) -> Response {
+        (*self).into_response()
+    }
+}
+
 impl IntoResponse for ApiProblem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let retry = self.retry_after_seconds;
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut resp = (status, body).into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(PROBLEM_JSON),
-        );
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(s) = retry {
             if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);

@@ -175,7 +175,12 @@ impl Emf {
     }
 
     /// Write one document now. Nothing is written when `metrics` is empty.
-    pub fn emit(&self, dimensions: &[(&str, &str)], metrics: &[Metric], properties: &[(&str, Value)]) {
+    pub fn emit(
+        &self,
+        dimensions: &[(&str, &str)],
+        metrics: &[Metric],
+        properties: &[(&str, Value)],
+    ) {
         if metrics.is_empty() {
             return;
         }

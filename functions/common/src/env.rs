@@ -69,11 +69,14 @@ impl Env {
     {
         match self.get(name) {
             None => Ok(default),
-            Some(raw) => raw.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
-                name: name.to_string(),
-                value: raw.clone(),
-                why: e.to_string(),
-            }),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|e: T::Err| ConfigError::Invalid {
+                    name: name.to_string(),
+                    value: raw.clone(),
+                    why: e.to_string(),
+                }),
         }
     }
 

@@ -50,7 +50,10 @@ pub fn report_run(
     let props = [
         ("sagaId", Value::from(after.id.as_str())),
         ("namespace", Value::from(after.namespace.as_str())),
-        ("ticketId", ticket_id(after).map_or(Value::Null, Value::from)),
+        (
+            "ticketId",
+            ticket_id(after).map_or(Value::Null, Value::from),
+        ),
     ];
     let mut saga = Vec::new();
     if before == SagaStatus::Pending && after.status != SagaStatus::Pending {
@@ -65,7 +68,11 @@ pub fn report_run(
     let mut retries_per_step: BTreeMap<&str, f64> = BTreeMap::new();
     let mut retries = 0.0;
     for entry in after.log.iter().filter(|e| e.at >= since) {
-        if entry.detail.as_deref().is_some_and(|d| d.starts_with("retry ")) {
+        if entry
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.starts_with("retry "))
+        {
             retries += 1.0;
             let step = entry.node.split('[').next().unwrap_or(&entry.node);
             *retries_per_step.entry(step).or_default() += 1.0;
@@ -113,7 +120,13 @@ mod tests {
 
     use super::*;
 
-    fn node(step: &str, target: Option<&str>, state: NodeState, start: u64, end: u64) -> NodeRecord {
+    fn node(
+        step: &str,
+        target: Option<&str>,
+        state: NodeState,
+        start: u64,
+        end: u64,
+    ) -> NodeRecord {
         NodeRecord {
             step: step.into(),
             target: target.map(str::to_string),
@@ -122,6 +135,7 @@ mod tests {
             undo_attempts: 0,
             output: None,
             error: None,
+            undo_error: None,
             started_at: Some(start),
             finished_at: Some(end),
         }
@@ -155,7 +169,11 @@ mod tests {
             ],
             log: vec![
                 log(40, "validate", Some("retry 1 after X: y")),
-                log(150, "associate[i-a]", Some("retry 1 after ThrottlingException: z")),
+                log(
+                    150,
+                    "associate[i-a]",
+                    Some("retry 1 after ThrottlingException: z"),
+                ),
                 log(160, "associate[i-a]", None),
             ],
             cause: None,
@@ -176,11 +194,17 @@ mod tests {
         assert_eq!(emf.total("SagasStarted"), 1.0);
         assert_eq!(emf.total("SagasSucceeded"), 1.0);
         assert_eq!(emf.total("SagasRolledBack"), 0.0);
-        assert_eq!(emf.total("Retries"), 1.0, "the retry before the run is not counted");
+        assert_eq!(
+            emf.total("Retries"),
+            1.0,
+            "the retry before the run is not counted"
+        );
         assert_eq!(emf.total("StepRetries"), 1.0);
         assert_eq!(emf.total("StepLatency"), 10.0 + 200.0 + 150.0);
         let docs = emf.documents();
-        assert!(docs.iter().all(|d| d["ticketId"] == "CHG1" && d["sagaId"] == "sg-1"));
+        assert!(docs
+            .iter()
+            .all(|d| d["ticketId"] == "CHG1" && d["sagaId"] == "sg-1"));
         let assoc = docs.iter().find(|d| d["Step"] == "associate").unwrap();
         assert_eq!(assoc["StepLatency"], json!([200.0, 150.0]));
     }

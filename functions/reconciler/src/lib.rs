@@ -12,7 +12,7 @@
 //! with a conditional write, and a saga leased by someone else or already finished is skipped).
 //! A PENDING saga younger than the grace period is left alone: its first message is most likely
 //! in flight. On a FIFO queue a re-send within five minutes of the previous send of the same
-//! saga is dropped by SQS deduplication, which is harmless (that message is still queued).
+//! saga is dropped by SQS deduplication; a later sweep sends it again.
 //!
 //! It also counts ROLLBACK_FAILED sagas (`SagasInRollbackFailed`, the operator's alarm metric)
 //! and logs their ids. Safe to run concurrently with workers and with itself.

@@ -260,7 +260,10 @@ async fn a_saga_recorded_but_never_queued_is_queued_after_the_grace_period() {
     h.queue.down.store(false, Ordering::SeqCst);
 
     let report = h.reconciler.sweep().await.unwrap();
-    assert_eq!((report.stalled, report.too_recent, report.requeued), (1, 1, 0));
+    assert_eq!(
+        (report.stalled, report.too_recent, report.requeued),
+        (1, 1, 0)
+    );
 
     h.clock.advance(Duration::from_secs(121));
     let report = h.reconciler.sweep().await.unwrap();
@@ -294,13 +297,19 @@ async fn rollback_failed_sagas_are_reported_as_a_metric_and_not_requeued() {
         .fail_always("create_association", fw::access_denied());
     h.world
         .fail_always("delete_application", fw::access_denied());
-    assert_eq!(h.worker("w").handle_message(&message).await, Disposition::Done);
+    assert_eq!(
+        h.worker("w").handle_message(&message).await,
+        Disposition::Done
+    );
     assert_eq!(h.record(&id).await.status, SagaStatus::RollbackFailed);
 
     h.clock.advance(Duration::from_secs(3600));
     let report = h.reconciler.sweep().await.unwrap();
     assert_eq!(report.rollback_failed, 1);
-    assert_eq!(report.requeued, 0, "a ROLLBACK_FAILED saga waits for an operator");
+    assert_eq!(
+        report.requeued, 0,
+        "a ROLLBACK_FAILED saga waits for an operator"
+    );
     assert_eq!(h.reconciler.emf.total("SagasInRollbackFailed"), 1.0);
 }
 

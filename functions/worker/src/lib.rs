@@ -196,7 +196,9 @@ impl Worker {
                             report_run(&self.emf, before.status, &after, since, &outcome)
                         }
                         Ok(None) => {}
-                        Err(e) => tracing::warn!(error = %e, "could not re-read the saga for metrics"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not re-read the saga for metrics")
+                        }
                     }
                 }
                 Disposition::Done

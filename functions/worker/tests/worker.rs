@@ -256,7 +256,11 @@ async fn redelivery_of_a_finished_saga_is_a_no_op_success() {
 
     assert!(failures(&again).is_empty());
     assert_eq!(h.world.snapshot(), world_before);
-    assert_eq!(h.world.call_log().len(), calls_before, "no AWS call on redelivery");
+    assert_eq!(
+        h.world.call_log().len(),
+        calls_before,
+        "no AWS call on redelivery"
+    );
     assert_eq!(h.worker.emf.total("SagasSucceeded"), 1.0, "counted once");
 }
 
@@ -270,7 +274,10 @@ async fn a_terminal_failure_rolls_back_and_is_counted() {
 
     let resp = h.worker.handle(event(&[("m1", body(&m))])).await;
 
-    assert!(failures(&resp).is_empty(), "a rolled-back saga is a handled message");
+    assert!(
+        failures(&resp).is_empty(),
+        "a rolled-back saga is a handled message"
+    );
     assert_eq!(h.status(&m.saga_id).await, SagaStatus::RolledBack);
     assert_eq!(h.world.snapshot(), pristine);
     assert_eq!(h.worker.emf.total("SagasRolledBack"), 1.0);
@@ -322,7 +329,11 @@ async fn unknown_sagas_fail_and_redrives_of_healthy_sagas_are_no_ops() {
         ..m.clone()
     };
     assert_eq!(h.worker.handle_message(&redrive).await, Disposition::Done);
-    assert_eq!(h.status(&m.saga_id).await, SagaStatus::Pending, "not touched");
+    assert_eq!(
+        h.status(&m.saga_id).await,
+        SagaStatus::Pending,
+        "not touched"
+    );
 }
 
 #[tokio::test]
@@ -340,7 +351,8 @@ async fn different_namespaces_in_one_batch_run_concurrently() {
 
     let resp = tokio::time::timeout(
         Duration::from_secs(10),
-        h.worker.handle(event(&[("a1", body(&a)), ("b1", body(&b))])),
+        h.worker
+            .handle(event(&[("a1", body(&a)), ("b1", body(&b))])),
     )
     .await
     .expect("the two namespaces did not run concurrently");
@@ -351,5 +363,8 @@ async fn different_namespaces_in_one_batch_run_concurrently() {
         (b.saga_id.clone(), h.status(&b.saga_id).await),
     ]
     .into();
-    assert!(statuses.values().all(|s| *s == SagaStatus::Succeeded), "{statuses:?}");
+    assert!(
+        statuses.values().all(|s| *s == SagaStatus::Succeeded),
+        "{statuses:?}"
+    );
 }

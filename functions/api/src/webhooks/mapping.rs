@@ -173,7 +173,11 @@ fn servicenow(body: &Value, cfg: &MappingConfig) -> Result<Decision, Vec<Problem
             ticket_id: Some(ticket_id),
             reason: format!(
                 "approval is {:?}; only approved change requests are onboarded",
-                if approval.is_empty() { "absent" } else { &approval }
+                if approval.is_empty() {
+                    "absent"
+                } else {
+                    &approval
+                }
             ),
         });
     }

@@ -139,7 +139,10 @@ mod tests {
     fn headers(ts: &str, sig: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(DEFAULT_TIMESTAMP_HEADER, HeaderValue::from_str(ts).unwrap());
-        h.insert(DEFAULT_SIGNATURE_HEADER, HeaderValue::from_str(sig).unwrap());
+        h.insert(
+            DEFAULT_SIGNATURE_HEADER,
+            HeaderValue::from_str(sig).unwrap(),
+        );
         h
     }
 
@@ -152,7 +155,13 @@ mod tests {
             "sha256=1698a50bc74d1ff1db85c4e0a5297c2ad9fdba245d5737cdb789e4cc6e098940"
         );
         let cfg = SignatureConfig::new("s3cret");
-        assert!(verify(&cfg, &headers("1700000000", &sig), br#"{"a":1}"#, 1_700_000_100).is_ok());
+        assert!(verify(
+            &cfg,
+            &headers("1700000000", &sig),
+            br#"{"a":1}"#,
+            1_700_000_100
+        )
+        .is_ok());
     }
 
     #[test]

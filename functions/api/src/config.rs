@@ -1,0 +1,119 @@
+//! Building [`Api`] from environment variables (the Lambda's configuration).
+//!
+//! | variable | required | meaning |
+//! |---|---|---|
+//! | `TABLE_NAME` | yes (main) | DynamoDB table of saga records |
+//! | `QUEUE_URL` | yes (main) | the worker's FIFO queue |
+//! | `WEBHOOK_SECRET` | yes | HMAC secret shared with the ticketing systems |
+//! | `WEBHOOK_SECRET_PREVIOUS` | no | the previous secret, still accepted while senders rotate |
+//! | `WEBHOOK_SIGNATURE_HEADER` / `WEBHOOK_TIMESTAMP_HEADER` | no | header names (default `X-Onboard-Signature` / `X-Onboard-Timestamp`) |
+//! | `WEBHOOK_TOLERANCE_SECONDS` | no | replay window (default 300) |
+//! | `SERVICENOW_SPEC_FIELD` / `JIRA_SPEC_FIELD` | no | where the spec sits in a ticket (default `u_onboarding_spec` / `onboardingSpec`) |
+//! | `JIRA_APPROVED_STATUSES` | no | comma-separated status names that mean approved (default `Approved`) |
+//! | `BODY_LIMIT_BYTES` | no | largest request body (default 262144) |
+//! | `TRUST_PRINCIPAL_HEADER` | no | `true` to accept `X-Onboard-Principal` when the request has no API Gateway identity (local use only; default `false`) |
+//! | `METRICS_NAMESPACE` | no | CloudWatch namespace of the EMF metrics |
+//!
+//! The webhook secret is a plain (KMS-encrypted at rest) environment variable for now; reading
+//! it from Secrets Manager or SSM at init is a drop-in change here.
+
+use std::sync::Arc;
+
+use axum::http::HeaderName;
+use onboard_core::clock::Clock;
+use onboard_core::idempotency::IdempotencyConfig;
+use onboard_core::onboard::{self, OnboardConfig};
+use onboard_core::service::{Onboarding, SagaQueue};
+use onboard_core::store::SagaStore;
+use onboard_lambda_common::{emf, ConfigError, Emf, Env};
+
+use crate::principal::{PrincipalConfig, DEFAULT_PRINCIPAL_HEADER};
+use crate::webhooks::{MappingConfig, SignatureConfig, WebhookConfig};
+use crate::{random_saga_id, Api, DEFAULT_BODY_LIMIT};
+
+fn header(env: &Env, name: &str, default: &'static str) -> Result<HeaderName, ConfigError> {
+    match env.get(name) {
+        None => Ok(HeaderName::from_static(default)),
+        Some(raw) => HeaderName::try_from(raw.trim().to_ascii_lowercase()).map_err(|e| {
+            ConfigError::Invalid {
+                name: name.to_string(),
+                value: raw,
+                why: e.to_string(),
+            }
+        }),
+    }
+}
+
+/// The webhook settings from the environment.
+pub fn webhooks_from_env(env: &Env) -> Result<WebhookConfig, ConfigError> {
+    let secret = env.required(
+        "WEBHOOK_SECRET",
+        "the HMAC-SHA256 secret shared with the ticketing systems that call /webhooks/{source}",
+    )?;
+    let mut signature = SignatureConfig::new(secret.into_bytes());
+    if let Some(previous) = env.get("WEBHOOK_SECRET_PREVIOUS") {
+        signature.secrets.push(previous.into_bytes());
+    }
+    signature.signature_header = header(
+        env,
+        "WEBHOOK_SIGNATURE_HEADER",
+        crate::webhooks::signature::DEFAULT_SIGNATURE_HEADER,
+    )?;
+    signature.timestamp_header = header(
+        env,
+        "WEBHOOK_TIMESTAMP_HEADER",
+        crate::webhooks::signature::DEFAULT_TIMESTAMP_HEADER,
+    )?;
+    signature.tolerance_secs = env.parse_or("WEBHOOK_TOLERANCE_SECONDS", 300u64)?;
+    let defaults = MappingConfig::default();
+    let mapping = MappingConfig {
+        servicenow_spec_field: env
+            .get("SERVICENOW_SPEC_FIELD")
+            .unwrap_or(defaults.servicenow_spec_field),
+        jira_spec_field: env
+            .get("JIRA_SPEC_FIELD")
+            .unwrap_or(defaults.jira_spec_field),
+        jira_approved_statuses: env
+            .get("JIRA_APPROVED_STATUSES")
+            .map(|s| {
+                s.split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            })
+            .unwrap_or(defaults.jira_approved_statuses),
+    };
+    Ok(WebhookConfig { signature, mapping })
+}
+
+/// The API over the given store, queue and clock, configured from the environment.
+pub fn api_from_env(
+    env: &Env,
+    store: Arc<dyn SagaStore>,
+    queue: Arc<dyn SagaQueue>,
+    clock: Arc<dyn Clock>,
+) -> Result<Api, ConfigError> {
+    let webhooks = webhooks_from_env(env)?;
+    let principal = PrincipalConfig {
+        trusted_header: env
+            .flag("TRUST_PRINCIPAL_HEADER", false)?
+            .then(|| HeaderName::from_static(DEFAULT_PRINCIPAL_HEADER)),
+    };
+    let namespace = env
+        .get("METRICS_NAMESPACE")
+        .unwrap_or_else(|| emf::DEFAULT_NAMESPACE.to_string());
+    Ok(Api {
+        onboarding: Onboarding {
+            store,
+            clock,
+            queue,
+            definition: Arc::new(onboard::definition(&OnboardConfig::default())),
+            idempotency: IdempotencyConfig::default(),
+        },
+        principal,
+        webhooks,
+        body_limit: env.parse_or("BODY_LIMIT_BYTES", DEFAULT_BODY_LIMIT)?,
+        emf: Emf::stdout(&namespace, "api"),
+        new_id: Box::new(random_saga_id),
+    })
+}
