@@ -80,6 +80,7 @@ fn api_routes() -> OpenApiRouter<Arc<Api>> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::submit, routes::list))
         .routes(routes!(routes::get_application))
+        .routes(routes!(routes::retry))
         .routes(routes!(routes::preflight))
         .routes(routes!(webhooks::receive))
         .routes(routes!(routes::health))

@@ -31,6 +31,8 @@ pub enum Kind {
     InProgress,
     /// 409: another saga holds the namespace.
     NamespaceBusy,
+    /// The saga is not in a state the request applies to (e.g. re-drive of a running saga).
+    WrongState,
     /// 413: the body is larger than the limit.
     TooLarge,
     /// 503: the saga store failed.
@@ -49,6 +51,7 @@ impl Kind {
             Kind::IdempotencyConflict => "urn:connect-onboarding:problem:idempotency-conflict",
             Kind::InProgress => "urn:connect-onboarding:problem:request-in-progress",
             Kind::NamespaceBusy => "urn:connect-onboarding:problem:namespace-busy",
+            Kind::WrongState => "urn:connect-onboarding:problem:wrong-state",
             Kind::TooLarge => "urn:connect-onboarding:problem:payload-too-large",
             Kind::Unavailable => "urn:connect-onboarding:problem:store-unavailable",
         }
@@ -64,6 +67,7 @@ impl Kind {
             Kind::IdempotencyConflict => "The idempotency key was used for a different request",
             Kind::InProgress => "A request with this idempotency key is in progress",
             Kind::NamespaceBusy => "The namespace is held by another saga",
+            Kind::WrongState => "The saga is not in a state this request applies to",
             Kind::TooLarge => "The request body is too large",
             Kind::Unavailable => "The saga store is unavailable",
         }
@@ -74,9 +78,10 @@ impl Kind {
             Kind::Validation | Kind::BadRequest => StatusCode::BAD_REQUEST,
             Kind::Unauthenticated | Kind::BadSignature => StatusCode::UNAUTHORIZED,
             Kind::NotFound => StatusCode::NOT_FOUND,
-            Kind::IdempotencyConflict | Kind::InProgress | Kind::NamespaceBusy => {
-                StatusCode::CONFLICT
-            }
+            Kind::IdempotencyConflict
+            | Kind::InProgress
+            | Kind::NamespaceBusy
+            | Kind::WrongState => StatusCode::CONFLICT,
             Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }

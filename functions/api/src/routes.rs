@@ -12,7 +12,7 @@ use axum::Json;
 use onboard_core::idempotency::SubmitError;
 use onboard_core::onboard;
 use onboard_core::record::{SagaRecord, SagaStatus};
-use onboard_core::service::SubmitFailure;
+use onboard_core::service::{RedriveFailure, SubmitFailure};
 use onboard_core::spec::{parse_spec, ApplicationSpec, RequestSource};
 use onboard_core::store::StoreError;
 use onboard_core::validation::{Problem, ValidationErrors};
@@ -393,6 +393,55 @@ pub async fn get_application(State(api): State<Arc<Api>>, Path(id): Path<String>
             .fix("Use the sagaId returned by POST /applications.")
             .into_response(),
         Err(e) => ApiProblem::store(e).into_response(),
+    }
+}
+
+/// Re-drive a ROLLBACK_FAILED saga after the cause was fixed: its rollback resumes from the
+/// undo that failed.
+#[utoipa::path(
+    post,
+    path = "/applications/{id}/retry",
+    tag = "applications",
+    params(("id" = String, Path, description = "The saga id")),
+    responses(
+        (status = 202, description = "The re-drive is queued; poll the Location"),
+        (status = 404, description = "No such saga", body = ApiProblem, content_type = "application/problem+json"),
+        (status = 409, description = "The saga is not ROLLBACK_FAILED", body = ApiProblem, content_type = "application/problem+json"),
+        (status = 503, description = "Store or queue unavailable", body = ApiProblem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn retry(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
+    tracing::Span::current().record("saga_id", id.as_str());
+    match api.onboarding.redrive(&id).await {
+        Ok(message) => {
+            tracing::Span::current().record("namespace", message.namespace.as_str());
+            tracing::info!("re-drive queued");
+            let status_url = format!("/applications/{id}");
+            let mut resp = (
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({"sagaId": id, "statusUrl": status_url})),
+            )
+                .into_response();
+            if let Ok(v) = HeaderValue::from_str(&status_url) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            resp
+        }
+        Err(RedriveFailure::NotFound(_)) => {
+            ApiProblem::new(Kind::NotFound, format!("saga {id} does not exist"))
+                .fix("Use the sagaId returned by POST /applications.")
+                .into_response()
+        }
+        Err(e @ RedriveFailure::NotRedrivable { .. }) => {
+            ApiProblem::new(Kind::WrongState, e.to_string())
+                .fix(
+                    "Only a ROLLBACK_FAILED saga needs a re-drive; GET the saga to see its status.",
+                )
+                .saga(id)
+                .into_response()
+        }
+        Err(RedriveFailure::NotQueued(e)) => ApiProblem::store(e).into_response(),
+        Err(RedriveFailure::Store(e)) => ApiProblem::store(e).into_response(),
     }
 }
 

@@ -393,3 +393,43 @@ fn a_missing_webhook_secret_names_the_variable() {
         .unwrap_err();
     assert!(err.to_string().contains("WEBHOOK_SECRET"), "{err}");
 }
+
+#[tokio::test]
+async fn retry_queues_a_redrive_only_for_a_rollback_failed_saga() {
+    let h = harness();
+    let r = h
+        .submit(&spec("https://crm.example.com/agent"), Some("k-retry"))
+        .await;
+    let id = r.json["sagaId"].as_str().unwrap().to_string();
+    let path = format!("/applications/{id}/retry");
+
+    // PENDING: nothing to re-drive.
+    let refused = h.post(&path, &serde_json::json!({}), &[]).await;
+    assert_problem(&refused, 409, ":wrong-state");
+    assert!(refused.json["detail"].as_str().unwrap().contains("PENDING"));
+
+    // The saga's rollback failed: a re-drive is queued and the answer points at its status.
+    let mut rec = h.store.get(&id).await.unwrap().unwrap();
+    rec.version += 1;
+    rec.status = SagaStatus::RollbackFailed;
+    h.store.update(&rec, rec.version - 1).await.unwrap();
+    let ok = h.post(&path, &serde_json::json!({}), &[]).await;
+    assert_eq!(ok.status, 202, "{}", ok.text);
+    assert_eq!(
+        ok.header("location"),
+        Some(format!("/applications/{id}").as_str())
+    );
+    let sent = h.sent();
+    let last = sent.last().unwrap();
+    assert_eq!(
+        (last.saga_id.as_str(), last.action),
+        (id.as_str(), onboard_core::service::RunAction::Redrive)
+    );
+
+    assert_problem(
+        &h.post("/applications/sg-nope/retry", &serde_json::json!({}), &[])
+            .await,
+        404,
+        ":not-found",
+    );
+}

@@ -70,6 +70,19 @@ pub enum SubmitFailure {
     NotQueued { saga_id: String, error: ErrorInfo },
 }
 
+/// Why a re-drive was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RedriveFailure {
+    #[error("saga {0} does not exist")]
+    NotFound(String),
+    #[error("saga {id} is {status}; only a ROLLBACK_FAILED saga can be re-driven")]
+    NotRedrivable { id: String, status: SagaStatus },
+    #[error("the re-drive could not be queued: {0}")]
+    NotQueued(ErrorInfo),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
 /// The submit / status / run use cases over one store and queue.
 pub struct Onboarding {
     pub store: Arc<dyn SagaStore>,
@@ -118,8 +131,8 @@ impl Onboarding {
             namespace: validated.namespace.clone(),
             action: RunAction::Run,
         };
-        // A repeat of a finished submission needs no run; a repeat of a pending one is queued
-        // again, which is harmless (a run of a running or finished saga is a no-op).
+        // Every accepted submission is queued, repeats included: running a running or finished
+        // saga is a no-op, and a repeat recovers a first submission whose enqueue failed.
         if let Err(error) = self.queue.enqueue(&message).await {
             return Err(SubmitFailure::NotQueued {
                 saga_id: submitted.saga_id,
@@ -132,6 +145,32 @@ impl Onboarding {
             created: submitted.created,
             warnings: validated.warnings,
         })
+    }
+
+    /// Queue a re-drive of a ROLLBACK_FAILED saga after the operator fixed the cause.
+    pub async fn redrive(&self, id: &str) -> Result<RunSagaMessage, RedriveFailure> {
+        let record = self
+            .store
+            .get(id)
+            .await
+            .map_err(RedriveFailure::Store)?
+            .ok_or_else(|| RedriveFailure::NotFound(id.to_string()))?;
+        if record.status != SagaStatus::RollbackFailed {
+            return Err(RedriveFailure::NotRedrivable {
+                id: id.to_string(),
+                status: record.status,
+            });
+        }
+        let message = RunSagaMessage {
+            saga_id: record.id,
+            namespace: record.namespace,
+            action: RunAction::Redrive,
+        };
+        self.queue
+            .enqueue(&message)
+            .await
+            .map_err(RedriveFailure::NotQueued)?;
+        Ok(message)
     }
 
     /// A saga's status page.

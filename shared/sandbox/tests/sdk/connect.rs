@@ -310,7 +310,11 @@ async fn security_profiles_list_describe_and_grant() {
         .unwrap();
     let mut names: Vec<_> = profiles.iter().map(|p| p.name().unwrap()).collect();
     names.sort();
-    assert_eq!(names, ["Admin", "Agent", "CallCenterManager"], "every page, each once");
+    assert_eq!(
+        names,
+        ["Admin", "Agent", "CallCenterManager"],
+        "every page, each once"
+    );
     let agent = profiles
         .iter()
         .find(|p| p.name() == Some("Agent"))
