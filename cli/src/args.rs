@@ -1,5 +1,6 @@
 //! The command line: global target/output options and one subcommand per use case.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -73,7 +74,25 @@ pub enum Command {
     List(ListArgs),
     /// Re-drive a ROLLBACK_FAILED saga after fixing its cause (or resume a stalled one).
     Retry(RetryArgs),
+    /// Serve the HTTP API and run the submitted sagas in this process (local use).
+    #[command(long_about = SERVE_ABOUT)]
+    Serve(ServeArgs),
 }
+
+const SERVE_ABOUT: &str = "\
+Serve the HTTP API (POST /applications, GET /applications/{id}, GET /applications, \
+POST /preflight, POST /webhooks/{source}, GET /openapi.json, GET /health) and run the submitted \
+sagas in this process, one at a time, with the same engine settings as `apply`: \
+with --sandbox on the in-process sandbox and the saga log under --state-dir, otherwise on AWS \
+with the DynamoDB table from --table / ONBOARD_TABLE.
+
+The caller's identity is read from the X-Onboard-Principal header and TRUSTED AS SENT: anyone \
+who can reach the address can submit as anyone. This is for local use; keep the loopback \
+address, or put an authenticating proxy in front.
+
+Sagas left PENDING (or interrupted) in the saga log are resumed at start. Ctrl-C stops \
+accepting requests, lets the running saga reach its next recorded write and exits 0; the next \
+start resumes it.";
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -108,6 +127,22 @@ pub struct ListArgs {
     /// At most this many sagas.
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the URL is printed).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// HMAC secret the ticketing systems sign /webhooks/{source} calls with; a random one is
+    /// generated and printed when absent.
+    #[arg(
+        long,
+        env = "ONBOARD_WEBHOOK_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub webhook_secret: Option<String>,
 }
 
 #[derive(Debug, Args)]

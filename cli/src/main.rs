@@ -61,6 +61,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Status(a) => commands::status::run(&ctx, a).await,
         Command::List(a) => commands::list::run(&ctx, a).await,
         Command::Retry(a) => commands::retry::run(&ctx, a).await,
+        Command::Serve(a) => commands::serve::run(&ctx, a).await,
     }
 }
 

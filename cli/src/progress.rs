@@ -154,7 +154,7 @@ impl Progress {
 
 /// The log entries of `record` not shown yet, found after the last one shown (the engine may
 /// trim the oldest entries, so positions alone are not enough).
-fn new_entries<'a>(record: &'a SagaRecord, last: &Option<LogEntry>) -> &'a [LogEntry] {
+pub fn new_entries<'a>(record: &'a SagaRecord, last: &Option<LogEntry>) -> &'a [LogEntry] {
     let Some(last) = last else { return &record.log };
     match record.log.iter().rposition(|e| e == last) {
         Some(i) => record.log.get(i + 1..).unwrap_or_default(),

@@ -5,6 +5,7 @@ pub mod drive;
 pub mod list;
 pub mod plan;
 pub mod retry;
+pub mod serve;
 pub mod status;
 
 use std::io::Read;

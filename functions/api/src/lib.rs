@@ -54,6 +54,26 @@ pub struct Api {
     pub new_id: Box<dyn Fn() -> String + Send + Sync>,
 }
 
+impl Api {
+    /// An API with explicit settings instead of environment variables (`onboard serve`, tests):
+    /// the default body limit, random saga ids and EMF metrics on stdout (replace `emf` to send
+    /// them elsewhere).
+    pub fn new(
+        onboarding: Onboarding,
+        principal: PrincipalConfig,
+        webhooks: WebhookConfig,
+    ) -> Self {
+        Api {
+            onboarding,
+            principal,
+            webhooks,
+            body_limit: DEFAULT_BODY_LIMIT,
+            emf: Emf::stdout(onboard_lambda_common::emf::DEFAULT_NAMESPACE, "api"),
+            new_id: Box::new(random_saga_id),
+        }
+    }
+}
+
 /// A random saga id (`sg-` and 32 hex digits).
 pub fn random_saga_id() -> String {
     format!("sg-{:032x}", fastrand::u128(..))

@@ -65,6 +65,7 @@ impl Metric {
 enum Sink {
     Stdout,
     Buffer(Arc<Mutex<Vec<u8>>>),
+    Discard,
 }
 
 /// Writes EMF documents. Cheap to clone.
@@ -103,10 +104,20 @@ impl Emf {
         }
     }
 
-    /// The captured documents (empty for stdout).
+    /// No documents at all: for hosts without CloudWatch (`onboard serve`), where EMF lines
+    /// would only clutter the output.
+    pub fn discard(function: &str) -> Self {
+        Emf {
+            namespace: DEFAULT_NAMESPACE.into(),
+            function: function.into(),
+            sink: Sink::Discard,
+        }
+    }
+
+    /// The captured documents (empty for stdout and discard).
     pub fn documents(&self) -> Vec<Value> {
         match &self.sink {
-            Sink::Stdout => Vec::new(),
+            Sink::Stdout | Sink::Discard => Vec::new(),
             Sink::Buffer(buf) => buf
                 .lock()
                 .map(|b| {
@@ -181,7 +192,7 @@ impl Emf {
         metrics: &[Metric],
         properties: &[(&str, Value)],
     ) {
-        if metrics.is_empty() {
+        if metrics.is_empty() || matches!(self.sink, Sink::Discard) {
             return;
         }
         let now = std::time::SystemTime::now()
@@ -203,6 +214,7 @@ impl Emf {
                     b.extend_from_slice(line.as_bytes());
                 }
             }
+            Sink::Discard => {}
         }
     }
 }

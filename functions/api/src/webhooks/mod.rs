@@ -38,6 +38,16 @@ pub struct WebhookConfig {
     pub mapping: MappingConfig,
 }
 
+impl WebhookConfig {
+    /// Webhooks verified with `secret` and the default headers, tolerance and ticket mapping.
+    pub fn new(secret: impl Into<Vec<u8>>) -> Self {
+        WebhookConfig {
+            signature: SignatureConfig::new(secret),
+            mapping: MappingConfig::default(),
+        }
+    }
+}
+
 /// 200 answer for a ticket that is not (yet) approved.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -1,0 +1,367 @@
+//! `onboard serve --sandbox` end to end: the built binary on a free port with its own temporary
+//! `--state-dir`, driven over HTTP (a minimal hyper client). Every server is killed when its
+//! test ends, panics included.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a broken fixture should fail loudly
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tempfile::TempDir;
+
+const PRINCIPAL: &str = "you@example.com";
+
+fn example(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name)
+}
+
+/// `onboard` with no AWS or webhook configuration from the environment.
+fn onboard(state: &TempDir) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_onboard"));
+    for var in [
+        "ONBOARD_TABLE",
+        "ONBOARD_WEBHOOK_SECRET",
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.arg("--state-dir").arg(state.path());
+    cmd
+}
+
+/// A running `onboard serve --sandbox`; killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Server {
+    /// Start it on a free port and wait for the ready line.
+    fn start(state: &TempDir) -> Server {
+        let mut child = onboard(state)
+            .args(["serve", "--sandbox", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn onboard serve");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // Owned before any wait, so a failed start still kills the child.
+        let mut server = Server {
+            child,
+            url: String::new(),
+            lines,
+            seen: Vec::new(),
+        };
+        server.wait_for_line(|l| l.starts_with("ready"));
+        server.url = server
+            .seen
+            .iter()
+            .find_map(|l| l.strip_prefix("listening on "))
+            .expect("a `listening on URL` line before `ready`")
+            .to_string();
+        server
+    }
+
+    /// Read stdout until a line matches; the matching line.
+    fn wait_for_line(&mut self, want: impl Fn(&str) -> bool) -> String {
+        if let Some(l) = self.seen.iter().find(|l| want(l)) {
+            return l.clone();
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if want(&line) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!(
+                    "no expected line from onboard serve ({e}); output so far:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    fn authority(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Response {
+    status: u16,
+    headers: hyper::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection.
+async fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Response {
+    let stream = tokio::net::TcpStream::connect(server.authority())
+        .await
+        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", server.authority());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = sender
+        .send_request(req.body(Full::new(Bytes::from(body))).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+async fn submit(server: &Server, spec: &str) -> Response {
+    call(
+        server,
+        "POST",
+        "/applications",
+        &[
+            ("content-type", "application/json"),
+            ("x-onboard-principal", PRINCIPAL),
+        ],
+        std::fs::read(example(spec)).unwrap(),
+    )
+    .await
+}
+
+/// Poll a status URL until the saga ends; its final view.
+async fn poll_until_done(server: &Server, location: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let resp = call(server, "GET", location, &[], Vec::new()).await;
+        assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+        let view = resp.json();
+        match view["status"].as_str().unwrap() {
+            "PENDING" | "RUNNING" | "ROLLING_BACK" => {}
+            _ => return view,
+        }
+        assert!(Instant::now() < deadline, "saga still running: {view:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn assert_onboarded(view: &Value) {
+    assert_eq!(view["status"], "SUCCEEDED", "{view:#}");
+    let app = view["resources"]["applicationArn"].as_str().unwrap();
+    assert!(app.starts_with("arn:aws:app-integrations:"), "{app}");
+    let assoc = view["resources"]["associations"].as_object().unwrap();
+    assert_eq!(assoc.len(), 2, "{view:#}");
+    assert!(
+        assoc
+            .values()
+            .all(|a| a.as_str().unwrap().starts_with("arn:aws:connect:")),
+        "{view:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_runs_a_submitted_saga_and_answers_with_problems() {
+    let state = TempDir::new().unwrap();
+    let mut server = Server::start(&state);
+    assert!(
+        server
+            .seen
+            .iter()
+            .any(|l| l.starts_with("webhook secret (generated")),
+        "{:?}",
+        server.seen
+    );
+
+    let health = call(&server, "GET", "/health", &[], Vec::new()).await;
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json()["status"], "ok");
+
+    let accepted = submit(&server, "crm-panel.json").await;
+    assert_eq!(
+        accepted.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&accepted.body)
+    );
+    let location = accepted.header("location").to_string();
+    let body = accepted.json();
+    let id = body["sagaId"].as_str().unwrap().to_string();
+    assert_eq!(location, format!("/applications/{id}"));
+    assert_eq!(body["queued"], true);
+    let view = poll_until_done(&server, &location).await;
+    assert_onboarded(&view);
+    server.wait_for_line(|l| l == format!("saga {id}: SUCCEEDED — the application is onboarded"));
+
+    let invalid = submit(&server, "invalid.json").await;
+    assert_eq!(invalid.status, 400);
+    assert_eq!(invalid.header("content-type"), "application/problem+json");
+    let problem = invalid.json();
+    assert_eq!(problem["status"], 400);
+    let problems = problem["problems"].as_array().unwrap();
+    assert!(problems.len() > 1, "{problem:#}");
+    assert!(problems.iter().all(|p| p["fix"].is_string()), "{problem:#}");
+
+    // Without the local principal header nothing is recorded.
+    let anonymous = call(
+        &server,
+        "POST",
+        "/applications",
+        &[("content-type", "application/json")],
+        std::fs::read(example("knowledge-tool.json")).unwrap(),
+    )
+    .await;
+    assert_eq!(anonymous.status, 401);
+    let list = call(&server, "GET", "/applications", &[], Vec::new()).await;
+    assert_eq!(list.json()["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_resumes_a_pending_saga_left_in_the_store() {
+    use onboard_core::clock::SystemClock;
+    use onboard_core::idempotency::IdempotencyConfig;
+    use onboard_core::onboard::{self, OnboardConfig};
+    use onboard_core::service::{NoQueue, Onboarding};
+    use onboard_core::spec::parse_spec;
+
+    let state = TempDir::new().unwrap();
+    // What a killed `serve` leaves behind: a recorded saga that never ran.
+    {
+        let store = onboard_embedded::RedbSagaStore::open(&state.path().join("sagas.redb"))
+            .expect("open the saga log");
+        let onboarding = Onboarding {
+            store: Arc::new(store),
+            clock: Arc::new(SystemClock),
+            queue: Arc::new(NoQueue),
+            definition: Arc::new(onboard::definition(&OnboardConfig::default())),
+            idempotency: IdempotencyConfig::default(),
+        };
+        let spec = parse_spec(&std::fs::read(example("crm-panel.json")).unwrap()).unwrap();
+        onboarding
+            .submit(&spec, None, || "sg-left-over".into())
+            .await
+            .unwrap();
+    }
+    let mut server = Server::start(&state);
+    assert!(
+        server
+            .seen
+            .iter()
+            .any(|l| l.contains("resuming 1 unfinished saga(s)") && l.contains("sg-left-over")),
+        "{:?}",
+        server.seen
+    );
+    let view = poll_until_done(&server, "/applications/sg-left-over").await;
+    assert_onboarded(&view);
+    server.wait_for_line(|l| l.starts_with("saga sg-left-over: SUCCEEDED"));
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_serve_cleanly_with_exit_0() {
+    let state = TempDir::new().unwrap();
+    let mut server = Server::start(&state);
+    let pid = server.child.id().to_string();
+    let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(sent.success());
+    server.wait_for_line(|l| l == "stopped");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve did not exit after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "{:?}", server.seen);
+}
+
+#[test]
+fn serve_refuses_an_address_in_use_and_explains_the_principal_header() {
+    let state = TempDir::new().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = onboard(&state)
+        .args(["serve", "--sandbox", "--listen"])
+        .arg(taken.local_addr().unwrap().to_string())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+
+    let help = onboard(&state).args(["serve", "--help"]).output().unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("X-Onboard-Principal"), "{help}");
+    assert!(help.contains("TRUSTED AS SENT"), "{help}");
+    assert!(help.contains("ONBOARD_WEBHOOK_SECRET"), "{help}");
+}
