@@ -46,4 +46,9 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 echo "==> cargo test"
-cargo test --workspace --all-features --locked "$@"
+if [ "$#" -gt 0 ]; then
+  # e.g. `scripts/test.sh -p onboard-core`: only what was asked for.
+  cargo test --all-features --locked "$@"
+else
+  cargo test --workspace --all-features --locked
+fi

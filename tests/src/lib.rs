@@ -39,6 +39,8 @@ use serde_json::{json, Value};
 
 pub use onboard_core::policy::POLICY_NAME;
 
+pub mod lambda_runtime;
+
 /// The account of the test seed.
 pub const ACCOUNT: &str = "111122223333";
 /// How many SLR instances the seed has.
