@@ -12,7 +12,7 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use onboard_core::clock::SystemClock;
 use onboard_lambda_common::{clients, emf, logging, ConfigError, Emf, Env};
-use onboard_reconciler::{Reconciler, ReconcilerConfig, Report};
+use onboard_reconciler::{Reconciler, ReconcilerConfig};
 
 async fn init(env: &Env) -> Result<Reconciler, ConfigError> {
     let table = env.required(
@@ -63,7 +63,14 @@ async fn main() -> Result<(), Error> {
                 detail_type = %event.payload.detail_type,
                 "reconciler sweep started"
             );
-            Ok::<Report, Error>(reconciler.sweep().await?)
+            // A named error type for the Runtime API instead of the boxed trait object's name.
+            reconciler
+                .sweep()
+                .await
+                .map_err(|e| lambda_runtime::Diagnostic {
+                    error_type: "SagaStoreError".to_string(),
+                    error_message: e.to_string(),
+                })
         },
     ))
     .await
