@@ -9,6 +9,8 @@ pub mod config;
 pub mod connect;
 pub mod dynamodb_store;
 pub mod iam;
+pub mod page_fetcher;
+pub mod permission_simulator;
 pub mod sdk_errors;
 pub mod sqs_queue;
 

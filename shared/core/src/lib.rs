@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod locks;
 pub mod onboard;
 pub mod policy;
+pub mod preflight;
 pub mod ports;
 pub mod record;
 pub mod saga;
