@@ -77,7 +77,24 @@ pub enum Command {
     /// Serve the HTTP API and run the submitted sagas in this process (local use).
     #[command(long_about = SERVE_ABOUT)]
     Serve(ServeArgs),
+    /// Check that the agent workspace of each instance may iframe a URL (CSP frame-ancestors /
+    /// X-Frame-Options); exit 5 when any domain is blocked or unknown.
+    #[command(long_about = CHECK_URL_ABOUT)]
+    CheckUrl(CheckUrlArgs),
 }
+
+const CHECK_URL_ABOUT: &str = "\
+Fetch URL (following at most 5 redirects, sending no credentials) and decide, from the final \
+response's Content-Security-Policy frame-ancestors and X-Frame-Options headers, whether each \
+instance's agent workspace (https://ALIAS.my.connect.aws and https://ALIAS.awsapps.com) may \
+iframe it. Each domain is reported as allowed, blocked or unknown, with the header evidence and \
+the frame-ancestors source the app's developer has to add.
+
+--instance takes an instance alias, or an instance id/ARN whose alias is read with \
+DescribeInstance (on the in-process sandbox with --sandbox, otherwise on AWS).
+
+Exit codes: 0 every domain allows framing; 5 any domain is blocked or unknown (including a \
+failed fetch); 1 other errors (an invalid alias, an unknown instance, AWS errors).";
 
 const SERVE_ABOUT: &str = "\
 Serve the HTTP API (POST /applications, GET /applications/{id}, GET /applications, \
@@ -143,6 +160,15 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub webhook_secret: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckUrlArgs {
+    /// The page to check, e.g. the application's access URL.
+    pub url: String,
+    /// An instance alias (`my-center`) or id/ARN. Repeatable.
+    #[arg(long = "instance", value_name = "ALIAS_OR_ID", required = true)]
+    pub instances: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -22,6 +22,8 @@ pub mod exit {
     pub const ROLLED_BACK: u8 = 3;
     /// The saga failed and the rollback did too: resources may remain; re-drive it.
     pub const ROLLBACK_FAILED: u8 = 4;
+    /// `check-url`: the agent workspace of some instance cannot (or may not) iframe the URL.
+    pub const NOT_FRAMEABLE: u8 = 5;
 }
 
 /// Why a command could not do its job.

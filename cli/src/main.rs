@@ -62,6 +62,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::List(a) => commands::list::run(&ctx, a).await,
         Command::Retry(a) => commands::retry::run(&ctx, a).await,
         Command::Serve(a) => commands::serve::run(&ctx, a).await,
+        Command::CheckUrl(a) => commands::check_url::run(&ctx, a).await,
     }
 }
 

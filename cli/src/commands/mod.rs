@@ -1,6 +1,7 @@
 //! One module per subcommand, plus what `apply` and `retry` share (`drive`) and spec loading.
 
 pub mod apply;
+pub mod check_url;
 pub mod drive;
 pub mod list;
 pub mod plan;

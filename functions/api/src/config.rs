@@ -13,6 +13,7 @@
 //! | `BODY_LIMIT_BYTES` | no | largest request body (default 262144) |
 //! | `TRUST_PRINCIPAL_HEADER` | no | `true` to accept `X-Onboard-Principal` when the request has no API Gateway identity (local use only; default `false`) |
 //! | `METRICS_NAMESPACE` | no | CloudWatch namespace of the EMF metrics |
+//! | `PREFLIGHT_FETCH` | no | `true` to fetch the spec's access URL in `POST /preflight` and warn when the agent workspace cannot iframe it (default `false`) |
 //!
 //! The webhook secret is a plain (KMS-encrypted at rest) environment variable for now; reading
 //! it from Secrets Manager or SSM at init is a drop-in change here.
@@ -20,9 +21,11 @@
 use std::sync::Arc;
 
 use axum::http::HeaderName;
+use onboard_aws::page_fetcher::{FetchLimits, ReqwestPageFetcher};
 use onboard_core::clock::Clock;
 use onboard_core::idempotency::IdempotencyConfig;
 use onboard_core::onboard::{self, OnboardConfig};
+use onboard_core::preflight::PageFetcher;
 use onboard_core::service::{Onboarding, SagaQueue};
 use onboard_core::store::SagaStore;
 use onboard_lambda_common::{emf, ConfigError, Emf, Env};
@@ -102,6 +105,17 @@ pub fn api_from_env(
     let namespace = env
         .get("METRICS_NAMESPACE")
         .unwrap_or_else(|| emf::DEFAULT_NAMESPACE.to_string());
+    let fetcher: Option<Arc<dyn PageFetcher>> = if env.flag("PREFLIGHT_FETCH", false)? {
+        let fetcher =
+            ReqwestPageFetcher::new(FetchLimits::default()).map_err(|e| ConfigError::Invalid {
+                name: "PREFLIGHT_FETCH".to_string(),
+                value: "true".to_string(),
+                why: e.reason,
+            })?;
+        Some(Arc::new(fetcher))
+    } else {
+        None
+    };
     Ok(Api {
         onboarding: Onboarding {
             store,
@@ -115,5 +129,6 @@ pub fn api_from_env(
         body_limit: env.parse_or("BODY_LIMIT_BYTES", DEFAULT_BODY_LIMIT)?,
         emf: Emf::stdout(&namespace, "api"),
         new_id: Box::new(random_saga_id),
+        fetcher,
     })
 }

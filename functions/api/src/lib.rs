@@ -6,7 +6,7 @@
 //! | `POST /applications` | validate a spec; 400 problem+json listing every problem, else record + enqueue → 202, `Location` |
 //! | `GET /applications/{id}` | the saga's status page (steps per instance, ARNs, last error, next action) |
 //! | `GET /applications` | list; `?status=`, `?limit=` (1–100, default 20), `?cursor=` |
-//! | `POST /preflight` | dry run: validation, namespace availability, the planned steps; no side effect |
+//! | `POST /preflight` | dry run: validation, namespace availability, the planned steps (plus framing warnings when a page fetcher is configured); no side effect |
 //! | `POST /webhooks/{source}` | signed ticket webhooks (`servicenow`, `jira`, `generic`) |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document, generated from these handlers |
 //! | `GET /health` | liveness |
@@ -21,6 +21,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use onboard_core::preflight::PageFetcher;
 use onboard_core::service::Onboarding;
 use onboard_lambda_common::Emf;
 use tracing::Instrument;
@@ -52,12 +53,15 @@ pub struct Api {
     pub emf: Emf,
     /// New saga ids for submissions without an idempotency key or ticket.
     pub new_id: Box<dyn Fn() -> String + Send + Sync>,
+    /// Fetches the access URL so `POST /preflight` can warn when the agent workspace cannot
+    /// iframe it; `None` (the default) skips that check.
+    pub fetcher: Option<Arc<dyn PageFetcher>>,
 }
 
 impl Api {
     /// An API with explicit settings instead of environment variables (`onboard serve`, tests):
-    /// the default body limit, random saga ids and EMF metrics on stdout (replace `emf` to send
-    /// them elsewhere).
+    /// the default body limit, random saga ids, EMF metrics on stdout (replace `emf` to send
+    /// them elsewhere) and no page fetcher (set `fetcher` to check embedding in preflight).
     pub fn new(
         onboarding: Onboarding,
         principal: PrincipalConfig,
@@ -70,6 +74,7 @@ impl Api {
             body_limit: DEFAULT_BODY_LIMIT,
             emf: Emf::stdout(onboard_lambda_common::emf::DEFAULT_NAMESPACE, "api"),
             new_id: Box::new(random_saga_id),
+            fetcher: None,
         }
     }
 }

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use onboard_core::idempotency::SubmitError;
 use onboard_core::onboard;
+use onboard_core::preflight::{self, PageFetcher};
 use onboard_core::record::{SagaRecord, SagaStatus};
 use onboard_core::service::{RedriveFailure, SubmitFailure};
 use onboard_core::spec::{parse_spec, ApplicationSpec, RequestSource};
@@ -543,7 +544,8 @@ pub async fn list(
 }
 
 /// Dry run: validation, namespace availability and the planned steps. Records nothing and
-/// calls no AWS API.
+/// calls no AWS API. When the API has a page fetcher (`PREFLIGHT_FETCH=true`), the access URL
+/// is fetched (no credentials sent) and framing problems are added to `warnings`.
 #[utoipa::path(
     post,
     path = "/preflight",
@@ -605,6 +607,10 @@ pub async fn preflight(
             Ok(None) => {}
             Err(e) => return Err(ApiProblem::store(e).into()),
         }
+        if let Some(fetcher) = &api.fetcher {
+            out.warnings
+                .extend(embedding_warnings(fetcher.as_ref(), &validated.spec.access_url).await);
+        }
         if let Ok(new) = onboard::new_saga("preflight", &validated) {
             let record = api.onboarding.definition.new_record(new, 0);
             out.plan = record
@@ -620,6 +626,35 @@ pub async fn preflight(
         Ok::<_, Box<ApiProblem>>(Json(out).into_response())
     };
     run.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The instance alias preflight checks framing against: the API does not call Connect, so it
+/// does not know the instances' aliases.
+pub const PLACEHOLDER_ALIAS: &str = "instance-alias";
+
+/// Framing warnings for `access_url`, checked against the agent-workspace origins of the
+/// placeholder alias; the fix names AWS's wildcard sources, which cover every instance.
+async fn embedding_warnings(fetcher: &dyn PageFetcher, access_url: &str) -> Vec<FieldProblem> {
+    let domains = preflight::instance_domains(PLACEHOLDER_ALIAS);
+    let (findings, _) = preflight::check_embedding(fetcher, access_url, &domains).await;
+    let generic = |text: &str| {
+        domains.iter().fold(text.to_owned(), |acc, domain| {
+            acc.replace(domain.as_str(), &domain.replacen(PLACEHOLDER_ALIAS, "*", 1))
+        })
+    };
+    findings
+        .into_iter()
+        .map(|f| FieldProblem {
+            field: "accessUrl".into(),
+            problem: format!(
+                "{} (checked with the placeholder alias `{PLACEHOLDER_ALIAS}`, i.e. against AWS's \
+                 generic recommendation `frame-ancestors https://*.my.connect.aws \
+                 https://*.awsapps.com`: this API does not look up instance aliases)",
+                f.evidence
+            ),
+            fix: generic(&f.fix),
+        })
+        .collect()
 }
 
 /// Liveness: the function is up (no dependency is called).

@@ -6,8 +6,10 @@
 mod common;
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use common::*;
+use onboard_core::preflight::{FetchError, FetchedHeaders, PageFetcher};
 use onboard_core::record::SagaStatus;
 use onboard_core::store::SagaStore;
 use serde_json::{json, Value};
@@ -299,6 +301,82 @@ async fn preflight_plans_without_recording_anything() {
         .await;
     assert_eq!(held.json["ok"], false);
     assert_eq!(held.json["problems"][0]["field"], "namespace");
+}
+
+/// Answers every fetch with one fixed header.
+struct StubFetcher(&'static str, &'static str);
+
+#[async_trait::async_trait]
+impl PageFetcher for StubFetcher {
+    async fn fetch_headers(&self, url: &str) -> Result<FetchedHeaders, FetchError> {
+        Ok(FetchedHeaders {
+            final_url: url.to_string(),
+            status: 200,
+            headers: vec![(self.0.to_string(), self.1.to_string())],
+            redirects: Vec::new(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn preflight_warns_when_the_access_url_cannot_be_framed() {
+    let h = harness_custom(&[], |api| {
+        api.fetcher = Some(Arc::new(StubFetcher("X-Frame-Options", "DENY")));
+    });
+    let r = h
+        .post(
+            "/preflight",
+            &spec("https://crm.example.com/agent"),
+            &[("x-onboard-principal", "alice@example.com")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // Warnings do not block a submission.
+    assert_eq!(r.json["ok"], true, "{}", r.text);
+    let warnings = r.json["warnings"].as_array().unwrap();
+    let framing: Vec<&Value> = warnings
+        .iter()
+        .filter(|w| w["field"] == "accessUrl")
+        .collect();
+    assert_eq!(framing.len(), 2, "{}", r.text);
+    let problem = framing[0]["problem"].as_str().unwrap();
+    assert!(problem.contains("X-Frame-Options: DENY"), "{problem}");
+    assert!(problem.contains("placeholder alias"), "{problem}");
+    let fixes: Vec<&str> = framing.iter().map(|w| w["fix"].as_str().unwrap()).collect();
+    assert!(
+        fixes[0].contains("Content-Security-Policy: frame-ancestors https://*.my.connect.aws"),
+        "{}",
+        fixes[0]
+    );
+    assert!(
+        fixes[1].contains("Content-Security-Policy: frame-ancestors https://*.awsapps.com"),
+        "{}",
+        fixes[1]
+    );
+
+    // A page that allows the agent workspace gets no framing warning.
+    let h = harness_custom(&[], |api| {
+        api.fetcher = Some(Arc::new(StubFetcher(
+            "Content-Security-Policy",
+            "frame-ancestors https://*.my.connect.aws https://*.awsapps.com",
+        )));
+    });
+    let r = h
+        .post(
+            "/preflight",
+            &spec("https://crm.example.com/agent"),
+            &[("x-onboard-principal", "alice@example.com")],
+        )
+        .await;
+    assert!(
+        !r.json["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["field"] == "accessUrl"),
+        "{}",
+        r.text
+    );
 }
 
 #[tokio::test]

@@ -59,6 +59,11 @@ pub fn harness() -> Harness {
 }
 
 pub fn harness_with(extra: &[(&str, &str)]) -> Harness {
+    harness_custom(extra, |_| {})
+}
+
+/// A harness whose [`Api`] is adjusted by `tweak` before the router is built.
+pub fn harness_custom(extra: &[(&str, &str)], tweak: impl FnOnce(&mut Api)) -> Harness {
     let store = Arc::new(MemoryStore::new());
     let queue = Arc::new(Queue::default());
     let clock = Arc::new(ManualClock::default());
@@ -79,6 +84,7 @@ pub fn harness_with(extra: &[(&str, &str)]) -> Harness {
     api.emf = emf.clone();
     let counter = Arc::new(AtomicU64::new(0));
     api.new_id = Box::new(move || format!("sg-test-{}", counter.fetch_add(1, Ordering::SeqCst)));
+    tweak(&mut api);
     Harness {
         store,
         queue,
