@@ -21,6 +21,7 @@ use crate::ports::{
     AppIntegrationsPort, AppRef, AssociationRef, ConnectPort, CreateApplication, IamPort,
     ProfileApplication,
 };
+use crate::preflight;
 use crate::saga::{NewSaga, NodeCtx, SagaDef, StepAction, StepDef};
 use crate::spec::ApplicationSpec;
 use crate::validation::{Validated, RESERVED_TAG_PREFIX};
@@ -31,10 +32,6 @@ pub const KIND: &str = "onboard";
 pub const SAGA_TAG: &str = "connect-onboarding:saga-id";
 /// Connect's per-profile limit on application grants.
 pub const PROFILE_APPLICATION_LIMIT: usize = 10;
-/// Marks a service-linked role in `DescribeInstance.ServiceRole`.
-const SLR_MARKER: &str =
-    ":role/aws-service-role/connect.amazonaws.com/AWSServiceRoleForAmazonConnect_";
-
 /// The ports the onboard saga's steps call.
 pub struct OnboardPorts {
     pub apps: Arc<dyn AppIntegrationsPort>,
@@ -244,10 +241,10 @@ impl StepAction<OnboardPorts> for ValidateStep {
             match info
                 .service_role
                 .as_deref()
-                .filter(|r| r.contains(SLR_MARKER))
+                .filter(|r| r.contains(preflight::SLR_MARKER))
             {
                 Some(role_arn) => {
-                    let role_name = role_arn.rsplit('/').next().unwrap_or(role_arn).to_string();
+                    let role_name = preflight::role_name(role_arn).to_string();
                     instances.insert(
                         id.clone(),
                         InstanceFacts {
@@ -516,7 +513,8 @@ async fn add_statement(
     role: &str,
     statement: &Value,
 ) -> Result<Option<String>, ErrorInfo> {
-    let current = ports.iam.get_role_policy(role, POLICY_NAME).await?;
+    let usage = policy::inline_usage(ports.iam.as_ref(), role).await?;
+    let current = usage.ours.clone();
     if current
         .as_deref()
         .is_some_and(|doc| policy::contains_statement(doc, statement))
@@ -526,15 +524,7 @@ async fn add_statement(
         return Ok(None);
     }
     let next = policy::with_statement(current.as_deref(), statement)?;
-    let mut others = 0;
-    for name in ports.iam.list_role_policies(role).await? {
-        if name != POLICY_NAME {
-            if let Some(doc) = ports.iam.get_role_policy(role, &name).await? {
-                others += policy::policy_chars(&doc);
-            }
-        }
-    }
-    let total = others + policy::policy_chars(&next);
+    let total = usage.total_with(&next);
     if total > INLINE_POLICY_BUDGET {
         return Err(ErrorInfo::new(
             ErrorKind::QuotaExceeded,

@@ -10,6 +10,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::error::{ErrorInfo, ErrorKind};
+use crate::ports::IamPort;
 
 /// The inline policy on each SLR that holds this product's statements.
 pub const POLICY_NAME: &str = "ConnectThirdPartyAppOnboarding";
@@ -131,6 +132,39 @@ pub fn same_document(a: &str, b: &str) -> bool {
 /// Whether `document` contains a statement with `sid`.
 pub fn has_statement(document: &str, sid: &str) -> bool {
     parse(document).is_ok_and(|(_, statements)| statements.iter().any(|s| sid_of(s) == Some(sid)))
+}
+
+/// A role's inline policies as IAM's size budget sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlineUsage {
+    /// Characters (whitespace excluded) of every inline policy but [`POLICY_NAME`].
+    pub others: usize,
+    /// The text of our policy, when the role has it.
+    pub ours: Option<String>,
+}
+
+impl InlineUsage {
+    /// The budget's total once our policy is `ours`.
+    pub fn total_with(&self, ours: &str) -> usize {
+        self.others + policy_chars(ours)
+    }
+}
+
+/// Read every inline policy of `role` once: the one place the saga and preflight measure the
+/// 10,240-character budget.
+pub async fn inline_usage(iam: &dyn IamPort, role: &str) -> Result<InlineUsage, ErrorInfo> {
+    let mut usage = InlineUsage {
+        others: 0,
+        ours: None,
+    };
+    for name in iam.list_role_policies(role).await? {
+        match iam.get_role_policy(role, &name).await? {
+            Some(doc) if name == POLICY_NAME => usage.ours = Some(doc),
+            Some(doc) => usage.others += policy_chars(&doc),
+            None => {}
+        }
+    }
+    Ok(usage)
 }
 
 #[cfg(test)]

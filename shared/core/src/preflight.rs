@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use crate::error::{ErrorInfo, ErrorKind};
 use crate::onboard::SAGA_TAG;
-use crate::policy::{self, INLINE_POLICY_BUDGET, POLICY_NAME};
+use crate::policy::{self, INLINE_POLICY_BUDGET};
 use crate::ports::{AppIntegrationsPort, ConnectPort, IamPort, InstanceInfo};
 
 // ---------------------------------------------------------------------------------------------
@@ -694,7 +694,7 @@ pub async fn check_embedding(
 pub const PLACEHOLDER_APP_ID: &str = "00000000-0000-0000-0000-000000000000";
 
 /// Predict whether adding this application's statement to the role's inline policy
-/// [`POLICY_NAME`] keeps the role's inline policies within IAM's 10,240-character budget.
+/// [`policy::POLICY_NAME`] keeps the role's inline policies within IAM's 10,240-character budget.
 pub async fn check_policy_budget(
     iam: &dyn IamPort,
     role: &str,
@@ -713,23 +713,13 @@ pub async fn check_policy_budget(
             }),
         )]
     };
-    let names = match iam.list_role_policies(role).await {
-        Ok(n) => n,
+    let usage = match policy::inline_usage(iam, role).await {
+        Ok(u) => u,
         Err(e) => return failed(e),
     };
-    let mut others = 0usize;
-    let mut ours = None;
-    for name in &names {
-        match iam.get_role_policy(role, name).await {
-            Ok(Some(doc)) if name == POLICY_NAME => ours = Some(doc),
-            Ok(Some(doc)) => others += policy::policy_chars(&doc),
-            Ok(None) => {}
-            Err(e) => return failed(e),
-        }
-    }
-    let current = others + ours.as_deref().map_or(0, policy::policy_chars);
-    let after = match policy::with_statement(ours.as_deref(), &statement) {
-        Ok(doc) => others + policy::policy_chars(&doc),
+    let current = usage.others + usage.ours.as_deref().map_or(0, policy::policy_chars);
+    let after = match policy::with_statement(usage.ours.as_deref(), &statement) {
+        Ok(doc) => usage.total_with(&doc),
         Err(e) => {
             return vec![Finding::error(
                 "policy-budget",
