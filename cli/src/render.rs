@@ -186,6 +186,9 @@ pub fn status_meaning(status: SagaStatus) -> &'static str {
         SagaStatus::RollbackFailed => {
             "it failed and the rollback failed too: some resources remain"
         }
+        SagaStatus::NeedsAttention => {
+            "it stopped part-way and needs an operator: some resources remain"
+        }
     }
 }
 

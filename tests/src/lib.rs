@@ -451,6 +451,7 @@ pub fn with_retry(def: SagaDef<OnboardPorts>, retry: RetryPolicy) -> SagaDef<Onb
                 ..s
             })
             .collect(),
+        recovery: def.recovery,
     }
 }
 

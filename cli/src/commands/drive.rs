@@ -49,7 +49,7 @@ pub fn exit_for(status: SagaStatus) -> u8 {
     match status {
         SagaStatus::Succeeded => exit::OK,
         SagaStatus::RolledBack => exit::ROLLED_BACK,
-        SagaStatus::RollbackFailed => exit::ROLLBACK_FAILED,
+        SagaStatus::RollbackFailed | SagaStatus::NeedsAttention => exit::ROLLBACK_FAILED,
         SagaStatus::Pending | SagaStatus::Running | SagaStatus::RollingBack => exit::OTHER,
     }
 }

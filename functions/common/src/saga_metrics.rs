@@ -180,6 +180,9 @@ mod tests {
             undo_error: None,
             idempotency_key: None,
             payload_hash: None,
+            managed: None,
+            drift: None,
+            parent: None,
             created_at: 1,
             updated_at: 300,
         };

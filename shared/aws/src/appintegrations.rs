@@ -9,7 +9,10 @@ use aws_sdk_appintegrations::types::{
 };
 use aws_sdk_appintegrations::Client;
 use onboard_core::error::{ErrorInfo, ErrorKind};
-use onboard_core::ports::{AppIntegrationsPort, AppRef, ApplicationInfo, CreateApplication};
+use onboard_core::ports::{
+    AppIntegrationsPort, AppRef, ApplicationDetails, ApplicationFields, ApplicationInfo,
+    CreateApplication,
+};
 use onboard_core::spec;
 
 use crate::sdk_errors::classify;
@@ -31,19 +34,56 @@ fn invalid(message: String) -> ErrorInfo {
         .with_fix("Correct the application spec and submit it again.")
 }
 
-/// The CreateApplication request for a spec: every field the spec carries, our tags and the
-/// ClientToken.
-fn source_config(spec: &spec::ApplicationSpec) -> Result<ApplicationSourceConfig, ErrorInfo> {
+/// The `ApplicationSourceConfig` for an access URL and its approved origins (omitted when
+/// empty: the model requires 1..50 when present, and omitting them clears them on update).
+fn source_config(
+    access_url: &str,
+    approved_origins: &[String],
+) -> Result<ApplicationSourceConfig, ErrorInfo> {
     let url = ExternalUrlConfig::builder()
-        .access_url(&spec.access_url)
-        .set_approved_origins(
-            (!spec.approved_origins.is_empty()).then(|| spec.approved_origins.clone()),
-        )
+        .access_url(access_url)
+        .set_approved_origins((!approved_origins.is_empty()).then(|| approved_origins.to_vec()))
         .build()
         .map_err(|e| invalid(format!("access URL: {e}")))?;
     Ok(ApplicationSourceConfig::builder()
         .external_url_config(url)
         .build())
+}
+
+fn sdk_subscriptions(subs: &[spec::Subscription]) -> Result<Vec<Subscription>, ErrorInfo> {
+    subs.iter()
+        .map(|sub| {
+            Subscription::builder()
+                .event(&sub.event)
+                .set_description(sub.description.clone())
+                .build()
+                .map_err(|e| invalid(format!("subscription {}: {e}", sub.event)))
+        })
+        .collect()
+}
+
+fn sdk_publications(pubs: &[spec::Publication]) -> Result<Vec<Publication>, ErrorInfo> {
+    pubs.iter()
+        .map(|p| {
+            Publication::builder()
+                .event(&p.event)
+                .schema(&p.schema)
+                .set_description(p.description.clone())
+                .build()
+                .map_err(|e| invalid(format!("publication {}: {e}", p.event)))
+        })
+        .collect()
+}
+
+fn sdk_iframe(iframe: &spec::IframeSpec) -> IframeConfig {
+    IframeConfig::builder()
+        .set_allow(Some(iframe.allow.clone()))
+        .set_sandbox(Some(iframe.sandbox.clone()))
+        .build()
+}
+
+fn timeout_ms(ms: Option<u32>) -> Option<i32> {
+    ms.map(|ms| i32::try_from(ms).unwrap_or(i32::MAX))
 }
 
 #[async_trait]
@@ -53,29 +93,8 @@ impl AppIntegrationsPort for SdkAppIntegrations {
     #[allow(deprecated)]
     async fn create_application(&self, req: &CreateApplication) -> Result<AppRef, ErrorInfo> {
         let s = &req.spec;
-        let subscriptions = s
-            .subscriptions
-            .iter()
-            .map(|sub| {
-                Subscription::builder()
-                    .event(&sub.event)
-                    .set_description(sub.description.clone())
-                    .build()
-                    .map_err(|e| invalid(format!("subscription {}: {e}", sub.event)))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let publications = s
-            .publications
-            .iter()
-            .map(|p| {
-                Publication::builder()
-                    .event(&p.event)
-                    .schema(&p.schema)
-                    .set_description(p.description.clone())
-                    .build()
-                    .map_err(|e| invalid(format!("publication {}: {e}", p.event)))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let subscriptions = sdk_subscriptions(&s.subscriptions)?;
+        let publications = sdk_publications(&s.publications)?;
         let tags: HashMap<String, String> = req.tags.clone().into_iter().collect();
         let mut call = self
             .client
@@ -83,23 +102,15 @@ impl AppIntegrationsPort for SdkAppIntegrations {
             .name(&s.display_name)
             .namespace(&req.namespace)
             .set_description(s.description.clone())
-            .application_source_config(source_config(s)?)
+            .application_source_config(source_config(&s.access_url, &s.approved_origins)?)
             .set_subscriptions((!subscriptions.is_empty()).then_some(subscriptions))
             .set_publications((!publications.is_empty()).then_some(publications))
             .set_permissions((!s.permissions.is_empty()).then(|| s.permissions.clone()))
             .client_token(&req.client_token)
             .set_tags((!tags.is_empty()).then_some(tags))
-            .set_initialization_timeout(
-                s.initialization_timeout_ms
-                    .map(|ms| i32::try_from(ms).unwrap_or(i32::MAX)),
-            );
+            .set_initialization_timeout(timeout_ms(s.initialization_timeout_ms));
         if let Some(iframe) = &s.iframe {
-            call = call.iframe_config(
-                IframeConfig::builder()
-                    .set_allow(Some(iframe.allow.clone()))
-                    .set_sandbox(Some(iframe.sandbox.clone()))
-                    .build(),
-            );
+            call = call.iframe_config(sdk_iframe(iframe));
         }
         if let Some(scope) = s.contact_scope {
             let scope = match scope {
@@ -200,5 +211,136 @@ impl AppIntegrationsPort for SdkAppIntegrations {
                     err
                 }
             })
+    }
+
+    // Subscriptions/Publications are deprecated but still part of an application's state.
+    #[allow(deprecated)]
+    async fn get_application(
+        &self,
+        id_or_arn: &str,
+    ) -> Result<Option<ApplicationDetails>, ErrorInfo> {
+        let out = match self.client.get_application().arn(id_or_arn).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let err = classify("app-integrations:GetApplication", e);
+                return if err.kind == ErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(err)
+                };
+            }
+        };
+        let (Some(id), Some(arn), Some(namespace)) = (out.id(), out.arn(), out.namespace()) else {
+            return Err(ErrorInfo::new(
+                ErrorKind::ServerError,
+                "IncompleteResponse",
+                "GetApplication answered without an Id, Arn or Namespace",
+            ));
+        };
+        let url = out
+            .application_source_config()
+            .and_then(|c| c.external_url_config());
+        let fields = ApplicationFields {
+            display_name: out.name().unwrap_or_default().to_string(),
+            description: out
+                .description()
+                .filter(|d| !d.is_empty())
+                .map(str::to_string),
+            access_url: url.map(|u| u.access_url().to_string()).unwrap_or_default(),
+            approved_origins: url.map(|u| u.approved_origins().to_vec()).unwrap_or_default(),
+            permissions: out.permissions().to_vec(),
+            subscriptions: out
+                .subscriptions()
+                .iter()
+                .map(|s| spec::Subscription {
+                    event: s.event().to_string(),
+                    description: s.description().map(str::to_string),
+                })
+                .collect(),
+            publications: out
+                .publications()
+                .iter()
+                .map(|p| spec::Publication {
+                    event: p.event().to_string(),
+                    schema: p.schema().to_string(),
+                    description: p.description().map(str::to_string),
+                })
+                .collect(),
+            iframe: out.iframe_config().map(|i| spec::IframeSpec {
+                allow: i.allow().to_vec(),
+                sandbox: i.sandbox().to_vec(),
+            }),
+            initialization_timeout_ms: out
+                .initialization_timeout()
+                .and_then(|ms| u32::try_from(ms).ok()),
+        };
+        let tags = out
+            .tags()
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        Ok(Some(ApplicationDetails {
+            id: id.to_string(),
+            arn: arn.to_string(),
+            namespace: namespace.to_string(),
+            fields,
+            tags,
+        }))
+    }
+
+    #[allow(deprecated)]
+    async fn update_application(
+        &self,
+        id_or_arn: &str,
+        fields: &ApplicationFields,
+    ) -> Result<(), ErrorInfo> {
+        let mut call = self
+            .client
+            .update_application()
+            .arn(id_or_arn)
+            .name(&fields.display_name)
+            .description(fields.description.clone().unwrap_or_default())
+            .application_source_config(source_config(
+                &fields.access_url,
+                &fields.approved_origins,
+            )?)
+            .set_subscriptions(Some(sdk_subscriptions(&fields.subscriptions)?))
+            .set_publications(Some(sdk_publications(&fields.publications)?))
+            .set_permissions(Some(fields.permissions.clone()))
+            .set_initialization_timeout(timeout_ms(fields.initialization_timeout_ms));
+        if let Some(iframe) = &fields.iframe {
+            call = call.iframe_config(sdk_iframe(iframe));
+        }
+        call.send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("app-integrations:UpdateApplication", e))
+    }
+
+    async fn list_application_associations(
+        &self,
+        id_or_arn: &str,
+    ) -> Result<Vec<String>, ErrorInfo> {
+        let mut arns = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_application_associations()
+                .application_id(id_or_arn)
+                .max_results(50)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| classify("app-integrations:ListApplicationAssociations", e))?;
+            arns.extend(
+                page.application_associations()
+                    .iter()
+                    .filter_map(|a| a.application_association_arn().map(str::to_string)),
+            );
+            match page.next_token() {
+                Some(token) if !token.is_empty() => next = Some(token.to_string()),
+                _ => return Ok(arns),
+            }
+        }
     }
 }

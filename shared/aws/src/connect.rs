@@ -243,4 +243,55 @@ impl ConnectPort for SdkConnect {
             .map(|_| ())
             .map_err(|e| classify("connect:UpdateSecurityProfile", e))
     }
+
+    async fn list_instances(&self) -> Result<Vec<String>, ErrorInfo> {
+        let mut ids = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            self.permit().await;
+            let page = self
+                .client
+                .list_instances()
+                .max_results(10)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| classify("connect:ListInstances", e))?;
+            ids.extend(
+                page.instance_summary_list()
+                    .iter()
+                    .filter_map(|i| i.id().map(str::to_string)),
+            );
+            match page.next_token() {
+                Some(token) if !token.is_empty() => next = Some(token.to_string()),
+                _ => return Ok(ids),
+            }
+        }
+    }
+
+    async fn list_security_profiles(&self, instance_id: &str) -> Result<Vec<String>, ErrorInfo> {
+        let mut ids = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            self.permit().await;
+            let page = self
+                .client
+                .list_security_profiles()
+                .instance_id(instance_id)
+                .max_results(1000)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| classify("connect:ListSecurityProfiles", e))?;
+            ids.extend(
+                page.security_profile_summary_list()
+                    .iter()
+                    .filter_map(|p| p.id().map(str::to_string)),
+            );
+            match page.next_token() {
+                Some(token) if !token.is_empty() => next = Some(token.to_string()),
+                _ => return Ok(ids),
+            }
+        }
+    }
 }

@@ -81,6 +81,9 @@ fn record(id: &str, namespace: &str, status: SagaStatus, updated_at: u64) -> Sag
         undo_error: None,
         idempotency_key: None,
         payload_hash: None,
+        managed: None,
+        drift: None,
+        parent: None,
         created_at: updated_at,
         updated_at,
     }

@@ -19,7 +19,7 @@ use tokio::sync::Mutex;
 use crate::clock::{Clock, Random};
 use crate::error::{ErrorInfo, ErrorKind};
 use crate::record::{Lease, LogEntry, NodeState, SagaRecord, SagaStatus};
-use crate::saga::{NodeCtx, RetryPolicy, SagaDef, StepDef};
+use crate::saga::{NodeCtx, Recovery, RetryPolicy, SagaDef, StepDef};
 use crate::store::{SagaStore, StoreError};
 
 /// Engine errors: the run stopped without reaching an end state. Another run (or the
@@ -43,7 +43,7 @@ pub enum EngineError {
     /// Another worker advanced the saga: this one stops without touching anything else.
     #[error("lost the lease on saga {0}: another worker advanced it")]
     LeaseLost(String),
-    #[error("saga {id} is {status}; only a ROLLBACK_FAILED saga can be re-driven")]
+    #[error("saga {id} is {status}; only a ROLLBACK_FAILED or NEEDS_ATTENTION saga can be re-driven")]
     NotRedrivable { id: String, status: SagaStatus },
     #[error(transparent)]
     Store(StoreError),
@@ -127,6 +127,11 @@ impl<C: ?Sized + Send + Sync + 'static> Engine<C> {
         &self.owner
     }
 
+    /// The context (ports) the actions run with.
+    pub fn context(&self) -> Arc<C> {
+        self.ctx.clone()
+    }
+
     pub fn definition(&self) -> &SagaDef<C> {
         &self.def
     }
@@ -139,8 +144,9 @@ impl<C: ?Sized + Send + Sync + 'static> Engine<C> {
         run.drive().await
     }
 
-    /// Re-drive a ROLLBACK_FAILED saga after the operator fixed the cause: every node not yet
-    /// undone is undone again, in reverse order.
+    /// Re-drive a stopped saga after the operator fixed the cause: a ROLLBACK_FAILED saga
+    /// undoes every node not yet undone, in reverse order; a NEEDS_ATTENTION saga (forward
+    /// recovery) runs its failed node again and carries on forward.
     pub async fn redrive(&self, id: &str) -> Result<RunOutcome, EngineError> {
         let Some(run) = self.take_lease(id, true).await? else {
             return self.busy_or_finished(id).await;
@@ -193,7 +199,7 @@ impl<C: ?Sized + Send + Sync + 'static> Engine<C> {
     async fn take_lease(&self, id: &str, redrive: bool) -> Result<Option<Run<'_, C>>, EngineError> {
         let record = self.load(id).await?;
         let now = self.clock.now();
-        if redrive && record.status != SagaStatus::RollbackFailed {
+        if redrive && !record.status.is_redrivable() {
             return Err(EngineError::NotRedrivable {
                 id: id.to_string(),
                 status: record.status,
@@ -218,7 +224,14 @@ impl<C: ?Sized + Send + Sync + 'static> Engine<C> {
         };
         let taken = run
             .write(|r| {
-                if redrive {
+                if redrive && r.status == SagaStatus::NeedsAttention {
+                    r.status = SagaStatus::Running;
+                    r.cause = None;
+                    for n in r.nodes.iter_mut().filter(|n| n.state == NodeState::Failed) {
+                        n.state = NodeState::Pending;
+                    }
+                    r.push_log(now, "saga", "redriven", None, &self.owner);
+                } else if redrive {
                     r.status = SagaStatus::RollingBack;
                     r.undo_error = None;
                     r.push_log(now, "saga", "redriven", None, &self.owner);
@@ -325,9 +338,9 @@ impl<C: ?Sized + Send + Sync + 'static> Run<'_, C> {
     async fn forward(&self) -> Result<(), EngineError> {
         let def = &self.engine.def;
         for step in &def.steps {
-            // A FAILED node left by a crashed run means the decision to roll back was made.
+            // A FAILED node left by a crashed run means the decision to stop was made.
             if let Some(cause) = self.first_failure().await {
-                return self.begin_rollback(cause).await;
+                return self.stop_forward(cause).await;
             }
             let todo = self
                 .nodes_where(step.name, |s| s != NodeState::Succeeded)
@@ -355,7 +368,7 @@ impl<C: ?Sized + Send + Sync + 'static> Run<'_, C> {
                 r?;
             }
             if let Some(cause) = self.first_failure().await {
-                return self.begin_rollback(cause).await;
+                return self.stop_forward(cause).await;
             }
         }
         let now = self.engine.clock.now();
@@ -377,6 +390,24 @@ impl<C: ?Sized + Send + Sync + 'static> Run<'_, C> {
                     ErrorInfo::new(ErrorKind::Other, "Unknown", format!("{} failed", n.key()))
                 })
             })
+    }
+
+    /// After a terminal failure: roll back, or (forward recovery) wait for an operator.
+    async fn stop_forward(&self, cause: ErrorInfo) -> Result<(), EngineError> {
+        match self.engine.def.recovery {
+            Recovery::Backward => self.begin_rollback(cause).await,
+            Recovery::Forward => {
+                let now = self.engine.clock.now();
+                let owner = self.engine.owner.clone();
+                let detail = format!("{}: {}", cause.code, cause.message);
+                self.write(|r| {
+                    r.status = SagaStatus::NeedsAttention;
+                    r.cause = Some(cause);
+                    r.push_log(now, "saga", "needs_attention", Some(detail), &owner);
+                })
+                .await
+            }
+        }
     }
 
     async fn begin_rollback(&self, cause: ErrorInfo) -> Result<(), EngineError> {

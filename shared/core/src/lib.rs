@@ -8,6 +8,7 @@ pub mod clock;
 pub mod engine;
 pub mod error;
 pub mod idempotency;
+pub mod lifecycle;
 pub mod locks;
 pub mod onboard;
 pub mod policy;

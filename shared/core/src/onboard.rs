@@ -22,7 +22,7 @@ use crate::ports::{
     ProfileApplication,
 };
 use crate::preflight;
-use crate::saga::{NewSaga, NodeCtx, SagaDef, StepAction, StepDef};
+use crate::saga::{NewSaga, NodeCtx, Recovery, SagaDef, StepAction, StepDef};
 use crate::spec::ApplicationSpec;
 use crate::validation::{Validated, RESERVED_TAG_PREFIX};
 
@@ -44,7 +44,7 @@ pub struct OnboardPorts {
 
 impl OnboardPorts {
     /// Run `edit` holding the lock on `resource` for this node.
-    async fn locked<T, F, Fut>(
+    pub(crate) async fn locked<T, F, Fut>(
         &self,
         node: &NodeCtx,
         resource: &str,
@@ -67,11 +67,11 @@ impl OnboardPorts {
     }
 }
 
-fn role_lock(role: &str) -> String {
+pub(crate) fn role_lock(role: &str) -> String {
     format!("iam-role/{role}/{POLICY_NAME}")
 }
 
-fn profile_lock(instance: &str, profile: &str) -> String {
+pub(crate) fn profile_lock(instance: &str, profile: &str) -> String {
     format!("connect-security-profile/{instance}/{profile}")
 }
 
@@ -103,6 +103,7 @@ pub fn definition(config: &OnboardConfig) -> SagaDef<OnboardPorts> {
             StepDef::per_target("grant_security_profiles", c, Arc::new(ProfilesStep)),
             StepDef::once("activate", Arc::new(ActivateStep)),
         ],
+        recovery: Recovery::Backward,
     }
 }
 
@@ -122,10 +123,11 @@ pub fn new_saga(id: impl Into<String>, validated: &Validated) -> Result<NewSaga,
         targets: validated.instance_ids.clone(),
         idempotency_key: None,
         payload_hash: Some(validated.spec.payload_hash()),
+        parent: None,
     })
 }
 
-fn internal(message: impl Into<String>) -> ErrorInfo {
+pub(crate) fn internal(message: impl Into<String>) -> ErrorInfo {
     ErrorInfo::new(ErrorKind::Other, "InternalInconsistency", message)
         .with_fix("This is a defect in the onboarding service; report it with the saga id.")
 }
@@ -146,18 +148,18 @@ fn validated(node: &NodeCtx) -> Result<Validated, ErrorInfo> {
     })
 }
 
-fn target(node: &NodeCtx) -> Result<&str, ErrorInfo> {
+pub(crate) fn target(node: &NodeCtx) -> Result<&str, ErrorInfo> {
     node.target
         .as_deref()
         .ok_or_else(|| internal("a per-instance step ran without an instance"))
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(value: &Value, what: &str) -> Result<T, ErrorInfo> {
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(value: &Value, what: &str) -> Result<T, ErrorInfo> {
     serde_json::from_value(value.clone())
         .map_err(|e| internal(format!("recorded {what} is unreadable: {e}")))
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Value, ErrorInfo> {
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Value, ErrorInfo> {
     serde_json::to_value(value).map_err(|e| internal(format!("cannot record output: {e}")))
 }
 
@@ -507,7 +509,7 @@ impl StepAction<OnboardPorts> for SlrPolicyStep {
 
 /// Read-modify-write adding `statement` to our inline policy on `role`, refusing to exceed
 /// IAM's inline-policy budget. Returns the document's text before the change, if it existed.
-async fn add_statement(
+pub(crate) async fn add_statement(
     ports: &OnboardPorts,
     instance: &str,
     role: &str,
@@ -544,7 +546,7 @@ async fn add_statement(
 }
 
 /// Read-modify-write removing exactly our statement (and the policy when it becomes empty).
-async fn remove_statement(ports: &OnboardPorts, grant: &PolicyGrant) -> Result<(), ErrorInfo> {
+pub(crate) async fn remove_statement(ports: &OnboardPorts, grant: &PolicyGrant) -> Result<(), ErrorInfo> {
     let role = &grant.role_name;
     let Some(current) = ports.iam.get_role_policy(role, &grant.policy_name).await? else {
         return Ok(());
@@ -585,7 +587,7 @@ fn requested_profiles(node: &NodeCtx, instance: &str) -> Result<Vec<String>, Err
 }
 
 /// Read-modify-write adding our entry to one profile, within Connect's 10-application limit.
-async fn grant_profile(
+pub(crate) async fn grant_profile(
     ports: &OnboardPorts,
     instance: &str,
     profile: &str,
@@ -621,7 +623,7 @@ async fn grant_profile(
 }
 
 /// Read-modify-write removing only our entry from one profile.
-async fn revoke_profile(
+pub(crate) async fn revoke_profile(
     ports: &OnboardPorts,
     instance: &str,
     profile: &str,

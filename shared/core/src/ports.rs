@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorInfo;
-use crate::spec::ApplicationSpec;
+use crate::spec::{ApplicationSpec, IframeSpec, Publication, Subscription};
 
 /// An AppIntegrations application's identity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +40,99 @@ pub struct CreateApplication {
     pub tags: BTreeMap<String, String>,
 }
 
+/// The fields of an application that `UpdateApplication` can change (the namespace cannot).
+///
+/// Lists are sent whole, so an empty list clears them; `ApprovedOrigins` is cleared by sending
+/// the access-URL configuration without it. `description: None` is sent as `""`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationFields {
+    pub display_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub access_url: String,
+    #[serde(default)]
+    pub approved_origins: Vec<String>,
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    #[serde(default)]
+    pub subscriptions: Vec<Subscription>,
+    #[serde(default)]
+    pub publications: Vec<Publication>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iframe: Option<IframeSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initialization_timeout_ms: Option<u32>,
+}
+
+impl ApplicationFields {
+    /// The editable fields of a spec.
+    pub fn of(spec: &ApplicationSpec) -> Self {
+        ApplicationFields {
+            display_name: spec.display_name.clone(),
+            description: spec.description.clone().filter(|d| !d.is_empty()),
+            access_url: spec.access_url.clone(),
+            approved_origins: spec.approved_origins.clone(),
+            permissions: spec.permissions.clone(),
+            subscriptions: spec.subscriptions.clone(),
+            publications: spec.publications.clone(),
+            iframe: spec.iframe.clone(),
+            initialization_timeout_ms: spec.initialization_timeout_ms,
+        }
+    }
+
+    /// Write these fields into `spec`, leaving everything else as it is.
+    pub fn apply_to(&self, spec: &mut ApplicationSpec) {
+        spec.display_name = self.display_name.clone();
+        spec.description = self.description.clone();
+        spec.access_url = self.access_url.clone();
+        spec.approved_origins = self.approved_origins.clone();
+        spec.permissions = self.permissions.clone();
+        spec.subscriptions = self.subscriptions.clone();
+        spec.publications = self.publications.clone();
+        spec.iframe = self.iframe.clone();
+        spec.initialization_timeout_ms = self.initialization_timeout_ms;
+    }
+
+    /// Names of the fields that differ, in spec (camelCase) spelling, for drift reports.
+    pub fn differences(&self, other: &ApplicationFields) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let mut cmp = |name, same: bool| {
+            if !same {
+                out.push(name);
+            }
+        };
+        cmp("displayName", self.display_name == other.display_name);
+        cmp("description", self.description == other.description);
+        cmp("accessUrl", self.access_url == other.access_url);
+        cmp(
+            "approvedOrigins",
+            self.approved_origins == other.approved_origins,
+        );
+        cmp("permissions", self.permissions == other.permissions);
+        cmp("subscriptions", self.subscriptions == other.subscriptions);
+        cmp("publications", self.publications == other.publications);
+        cmp("iframe", self.iframe == other.iframe);
+        cmp(
+            "initializationTimeoutMs",
+            self.initialization_timeout_ms == other.initialization_timeout_ms,
+        );
+        out
+    }
+}
+
+/// An application as `GetApplication` describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationDetails {
+    pub id: String,
+    pub arn: String,
+    pub namespace: String,
+    pub fields: ApplicationFields,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
 /// Amazon AppIntegrations applications.
 #[async_trait]
 pub trait AppIntegrationsPort: Send + Sync {
@@ -49,6 +142,18 @@ pub trait AppIntegrationsPort: Send + Sync {
         -> Result<Option<ApplicationInfo>, ErrorInfo>;
     /// Delete by id or ARN. Refused while associations exist.
     async fn delete_application(&self, id_or_arn: &str) -> Result<(), ErrorInfo>;
+    /// The application by id or ARN; `None` when it does not exist.
+    async fn get_application(&self, id_or_arn: &str)
+        -> Result<Option<ApplicationDetails>, ErrorInfo>;
+    /// Replace the editable fields (a PATCH that sends every one of them).
+    async fn update_application(
+        &self,
+        id_or_arn: &str,
+        fields: &ApplicationFields,
+    ) -> Result<(), ErrorInfo>;
+    /// ARNs of the application's associations (all pages), whoever made them.
+    async fn list_application_associations(&self, id_or_arn: &str)
+        -> Result<Vec<String>, ErrorInfo>;
 }
 
 /// A Connect instance as the saga needs it.
@@ -119,6 +224,10 @@ pub trait ConnectPort: Send + Sync {
         profile_id: &str,
         apps: &[ProfileApplication],
     ) -> Result<(), ErrorInfo>;
+    /// Ids of every instance in the account and Region (all pages).
+    async fn list_instances(&self) -> Result<Vec<String>, ErrorInfo>;
+    /// Ids of every security profile of an instance (all pages).
+    async fn list_security_profiles(&self, instance_id: &str) -> Result<Vec<String>, ErrorInfo>;
 }
 
 /// IAM inline policies of a role.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::ErrorInfo;
+use crate::lifecycle::{DriftReport, ManagedApp};
 
 /// Milliseconds since the Unix epoch; every timestamp in a record uses it.
 pub type Millis = u64;
@@ -27,16 +28,20 @@ pub enum SagaStatus {
     RolledBack,
     /// An undo failed; resources may remain; needs an operator and a re-drive.
     RollbackFailed,
+    /// A saga that recovers forward (offboard) hit a failure it cannot retry: `cause` names
+    /// what remains; an operator fixes it and re-drives, which resumes forward.
+    NeedsAttention,
 }
 
 impl SagaStatus {
-    pub const ALL: [SagaStatus; 6] = [
+    pub const ALL: [SagaStatus; 7] = [
         SagaStatus::Pending,
         SagaStatus::Running,
         SagaStatus::RollingBack,
         SagaStatus::Succeeded,
         SagaStatus::RolledBack,
         SagaStatus::RollbackFailed,
+        SagaStatus::NeedsAttention,
     ];
 
     /// The wire name, e.g. `ROLLBACK_FAILED`.
@@ -48,6 +53,7 @@ impl SagaStatus {
             SagaStatus::Succeeded => "SUCCEEDED",
             SagaStatus::RolledBack => "ROLLED_BACK",
             SagaStatus::RollbackFailed => "ROLLBACK_FAILED",
+            SagaStatus::NeedsAttention => "NEEDS_ATTENTION",
         }
     }
 
@@ -58,6 +64,11 @@ impl SagaStatus {
     /// Finished for good: nothing more will happen without a new saga.
     pub fn is_finished(self) -> bool {
         matches!(self, SagaStatus::Succeeded | SagaStatus::RolledBack)
+    }
+
+    /// Stopped until an operator re-drives it (ROLLBACK_FAILED or NEEDS_ATTENTION).
+    pub fn is_redrivable(self) -> bool {
+        matches!(self, SagaStatus::RollbackFailed | SagaStatus::NeedsAttention)
     }
 
     /// Holds its namespace: an active or ROLLBACK_FAILED saga blocks other sagas on the same
@@ -217,6 +228,16 @@ pub struct SagaRecord {
     /// Hash of the submitted payload, to tell a repeat from a different request under one key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload_hash: Option<String>,
+    /// On an application's root saga (onboard, adopt): the application as managed now, written
+    /// by every lifecycle saga that finished; `None` while the root's own result is current.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed: Option<ManagedApp>,
+    /// On an application's root saga: what the last drift check found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftReport>,
+    /// On a lifecycle saga (edit, pause, resume, fix, offboard): the application's root saga.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
     pub created_at: Millis,
     pub updated_at: Millis,
 }

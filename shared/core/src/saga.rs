@@ -144,10 +144,22 @@ impl<C: ?Sized + Send + Sync> StepDef<C> {
     }
 }
 
+/// What a saga does after a terminal failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// Undo every step that may have had an effect, in reverse order (onboard, edit).
+    Backward,
+    /// Stop in NEEDS_ATTENTION with the cause; a re-drive resumes forward. For sagas whose
+    /// purpose is removal (offboard): undoing a half-done removal would recreate what the
+    /// operator asked to remove.
+    Forward,
+}
+
 /// An ordered list of steps under a name (`kind`).
 pub struct SagaDef<C: ?Sized + Send + Sync> {
     pub kind: &'static str,
     pub steps: Vec<StepDef<C>>,
+    pub recovery: Recovery,
 }
 
 /// What a new saga needs besides its definition.
@@ -159,6 +171,8 @@ pub struct NewSaga {
     pub targets: Vec<String>,
     pub idempotency_key: Option<String>,
     pub payload_hash: Option<String>,
+    /// For a lifecycle saga: the application's root saga.
+    pub parent: Option<String>,
 }
 
 impl<C: ?Sized + Send + Sync> SagaDef<C> {
@@ -204,6 +218,9 @@ impl<C: ?Sized + Send + Sync> SagaDef<C> {
             undo_error: None,
             idempotency_key: new.idempotency_key,
             payload_hash: new.payload_hash,
+            managed: None,
+            drift: None,
+            parent: new.parent,
             created_at: now,
             updated_at: now,
         }

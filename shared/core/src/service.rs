@@ -75,7 +75,7 @@ pub enum SubmitFailure {
 pub enum RedriveFailure {
     #[error("saga {0} does not exist")]
     NotFound(String),
-    #[error("saga {id} is {status}; only a ROLLBACK_FAILED saga can be re-driven")]
+    #[error("saga {id} is {status}; only a ROLLBACK_FAILED or NEEDS_ATTENTION saga can be re-driven")]
     NotRedrivable { id: String, status: SagaStatus },
     #[error("the re-drive could not be queued: {0}")]
     NotQueued(ErrorInfo),
@@ -155,7 +155,7 @@ impl Onboarding {
             .await
             .map_err(RedriveFailure::Store)?
             .ok_or_else(|| RedriveFailure::NotFound(id.to_string()))?;
-        if record.status != SagaStatus::RollbackFailed {
+        if !record.status.is_redrivable() {
             return Err(RedriveFailure::NotRedrivable {
                 id: id.to_string(),
                 status: record.status,
@@ -258,6 +258,16 @@ pub struct SagaView {
     /// What the operator should do next, when anything.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_action: Option<String>,
+    /// For an application's root saga: the application as managed now (after every edit,
+    /// pause, resume and fix); absent while onboarding or after a rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application: Option<crate::lifecycle::ManagedApp>,
+    /// For an application's root saga: the last drift check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<crate::lifecycle::DriftReport>,
+    /// For a lifecycle saga: the application it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
     pub log: Vec<LogEntry>,
 }
 
@@ -287,6 +297,9 @@ impl SagaView {
                 resources.associations.insert(t.clone(), arn.to_string());
             }
         }
+        if let Some(m) = &r.managed {
+            resources.application_arn = Some(m.app.arn.clone());
+        }
         let last_error = r.undo_error.clone().or_else(|| r.cause.clone());
         let next_action = match r.status {
             SagaStatus::RollbackFailed => Some(format!(
@@ -295,6 +308,15 @@ impl SagaView {
                     .as_ref()
                     .and_then(|e| e.fix.clone())
                     .unwrap_or_else(|| "Fix the cause shown in lastError.".into()),
+                r.id,
+                r.id
+            )),
+            SagaStatus::NeedsAttention => Some(format!(
+                "{} Then re-drive it to carry on: POST /applications/{}/retry or `onboard retry {}`.",
+                last_error
+                    .as_ref()
+                    .and_then(|e| e.fix.clone())
+                    .unwrap_or_else(|| "Remove the resources lastError lists.".into()),
                 r.id,
                 r.id
             )),
@@ -315,6 +337,11 @@ impl SagaView {
             resources,
             last_error,
             next_action,
+            application: crate::lifecycle::current_state(r)
+                .ok()
+                .or_else(|| r.managed.clone().filter(|m| m.offboarded)),
+            drift: r.drift.clone(),
+            parent: r.parent.clone(),
             log: r.log.clone(),
         }
     }

@@ -75,7 +75,7 @@ pub struct ApplicationSpec {
 }
 
 /// A deprecated AppIntegrations `Subscription`: an event the app listens to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Subscription {
     /// Event name in `source::name` form, e.g. `crm.example.com::contactSelected`.
@@ -85,7 +85,7 @@ pub struct Subscription {
 }
 
 /// A deprecated AppIntegrations `Publication`: an event the app emits, with its schema.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Publication {
     /// Event name in `source::name` form.
@@ -170,17 +170,29 @@ pub enum RequestSource {
 /// becomes one [`Problem`] whose `field` is the exact JSON path (`$` for the document itself),
 /// so a portal can point at the offending input.
 pub fn parse_spec(bytes: &[u8]) -> Result<ApplicationSpec, ValidationErrors> {
-    // serde also accepts a struct written as a positional array; a spec must be an object.
+    parse_object(
+        bytes,
+        "Send the spec as one JSON object: {\"displayName\": ..., \"accessUrl\": ..., ...}.",
+    )
+}
+
+/// Parses one JSON object of type `T` the way [`parse_spec`] does (problems carry the JSON
+/// path); `shape_fix` tells the sender what the object should look like.
+pub fn parse_object<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    shape_fix: &str,
+) -> Result<T, ValidationErrors> {
+    // serde also accepts a struct written as a positional array; a body must be an object.
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first.is_some_and(|b| *b != b'{') {
         return Err(ValidationErrors::from(Problem::new(
             "$",
             "the body is not a JSON object",
-            "Send the spec as one JSON object: {\"displayName\": ..., \"accessUrl\": ..., ...}.",
+            shape_fix,
         )));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let spec: ApplicationSpec = serde_path_to_error::deserialize(&mut de)
+    let value: T = serde_path_to_error::deserialize(&mut de)
         .map_err(|e| ValidationErrors::from(serde_problem(&e)))?;
     // Trailing data after the object (e.g. two objects back to back).
     de.end().map_err(|e| {
@@ -190,7 +202,7 @@ pub fn parse_spec(bytes: &[u8]) -> Result<ApplicationSpec, ValidationErrors> {
             "Send exactly one JSON object and nothing after it.",
         ))
     })?;
-    Ok(spec)
+    Ok(value)
 }
 
 /// Turns a path-tracked serde error into a problem with a specific fix.

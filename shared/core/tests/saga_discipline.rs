@@ -252,6 +252,7 @@ fn map_steps(
                 ..s
             })
             .collect(),
+        recovery: def.recovery,
     }
 }
 
@@ -997,6 +998,13 @@ impl onboard_core::ports::ConnectPort for Interleaving {
     ) -> Result<(), ErrorInfo> {
         tokio::task::yield_now().await;
         self.0.set_profile_applications(i, p, a).await
+    }    async fn list_instances(&self) -> Result<Vec<String>, ErrorInfo> {
+        tokio::task::yield_now().await;
+        self.0.list_instances().await
+    }
+    async fn list_security_profiles(&self, i: &str) -> Result<Vec<String>, ErrorInfo> {
+        tokio::task::yield_now().await;
+        self.0.list_security_profiles(i).await
     }
 }
 

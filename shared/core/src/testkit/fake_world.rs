@@ -34,8 +34,8 @@ use serde_json::{Map, Value};
 
 use crate::error::{ErrorInfo, ErrorKind};
 use crate::ports::{
-    AppIntegrationsPort, AppRef, ApplicationInfo, AssociationRef, ConnectPort, CreateApplication,
-    IamPort, InstanceInfo, ProfileApplication,
+    AppIntegrationsPort, AppRef, ApplicationDetails, ApplicationFields, ApplicationInfo,
+    AssociationRef, ConnectPort, CreateApplication, IamPort, InstanceInfo, ProfileApplication,
 };
 
 /// The fake account.
@@ -93,10 +93,15 @@ pub const MAX_PROFILE_APPLICATIONS: usize = 10;
 pub const MAX_APPLICATIONS: usize = 50;
 
 /// The port operations that can be counted and faulted, by method name.
-pub const OPS: [&str; 13] = [
+pub const OPS: [&str; 18] = [
     "create_application",
     "find_application",
     "delete_application",
+    "get_application",
+    "update_application",
+    "list_application_associations",
+    "list_instances",
+    "list_security_profiles",
     "describe_instance",
     "find_association",
     "create_association",
@@ -175,8 +180,7 @@ struct App {
     id: String,
     arn: String,
     namespace: String,
-    #[allow(dead_code)] // kept for debugging output
-    name: String,
+    fields: ApplicationFields,
     tags: BTreeMap<String, String>,
     client_token: String,
 }
@@ -395,7 +399,7 @@ impl World {
     fn insert_app(
         &mut self,
         namespace: &str,
-        name: &str,
+        fields: ApplicationFields,
         tags: BTreeMap<String, String>,
         client_token: &str,
     ) -> AppRef {
@@ -404,7 +408,7 @@ impl World {
             arn: format!("arn:aws:app-integrations:{REGION}:{ACCOUNT_ID}:application/{id}"),
             id: id.clone(),
             namespace: namespace.to_string(),
-            name: name.to_string(),
+            fields,
             tags,
             client_token: client_token.to_string(),
         };
@@ -452,7 +456,7 @@ impl World {
         }
         Ok(self.insert_app(
             ns,
-            &req.spec.display_name,
+            ApplicationFields::of(&req.spec),
             req.tags.clone(),
             &req.client_token,
         ))
@@ -881,7 +885,22 @@ impl FakeWorld {
     ) -> AppRef {
         self.lock()
             .world
-            .insert_app(namespace, name, tags, "seeded-by-test")
+            .insert_app(
+                namespace,
+                ApplicationFields {
+                    display_name: name.to_string(),
+                    description: None,
+                    access_url: format!("https://{namespace}"),
+                    approved_origins: Vec::new(),
+                    permissions: Vec::new(),
+                    subscriptions: Vec::new(),
+                    publications: Vec::new(),
+                    iframe: None,
+                    initialization_timeout_ms: None,
+                },
+                tags,
+                "seeded-by-test",
+            )
     }
 
     /// Adds an association without any checks.
@@ -974,6 +993,62 @@ impl AppIntegrationsPort for FakeWorld {
     async fn delete_application(&self, id_or_arn: &str) -> Result<(), ErrorInfo> {
         self.call("delete_application", |w| w.delete_application(id_or_arn))
     }
+
+    async fn get_application(
+        &self,
+        id_or_arn: &str,
+    ) -> Result<Option<ApplicationDetails>, ErrorInfo> {
+        self.call("get_application", |w| {
+            Ok(w.app_by_id_or_arn(id_or_arn).map(|a| ApplicationDetails {
+                id: a.id.clone(),
+                arn: a.arn.clone(),
+                namespace: a.namespace.clone(),
+                fields: a.fields.clone(),
+                tags: a.tags.clone(),
+            }))
+        })
+    }
+
+    async fn update_application(
+        &self,
+        id_or_arn: &str,
+        fields: &ApplicationFields,
+    ) -> Result<(), ErrorInfo> {
+        self.call("update_application", |w| {
+            let id = w
+                .app_by_id_or_arn(id_or_arn)
+                .map(|a| a.id.clone())
+                .ok_or_else(|| {
+                    not_found(
+                        "ResourceNotFoundException",
+                        format!("Application {id_or_arn} not found"),
+                    )
+                })?;
+            if let Some(app) = w.applications.get_mut(&id) {
+                app.fields = fields.clone();
+            }
+            Ok(())
+        })
+    }
+
+    async fn list_application_associations(
+        &self,
+        id_or_arn: &str,
+    ) -> Result<Vec<String>, ErrorInfo> {
+        self.call("list_application_associations", |w| {
+            let app = w.app_by_id_or_arn(id_or_arn).ok_or_else(|| {
+                not_found(
+                    "ResourceNotFoundException",
+                    format!("Application {id_or_arn} not found"),
+                )
+            })?;
+            Ok(w.associations
+                .iter()
+                .filter(|(_, arn)| **arn == app.arn)
+                .map(|((_, assoc), _)| format!("{}/application-association/{assoc}", app.arn))
+                .collect())
+        })
+    }
 }
 
 #[async_trait]
@@ -1031,6 +1106,21 @@ impl ConnectPort for FakeWorld {
     ) -> Result<(), ErrorInfo> {
         self.call("set_profile_applications", |w| {
             w.set_profile_applications(instance_id, profile_id, apps)
+        })
+    }
+
+    async fn list_instances(&self) -> Result<Vec<String>, ErrorInfo> {
+        self.call("list_instances", |w| Ok(w.instances.keys().cloned().collect()))
+    }
+
+    async fn list_security_profiles(&self, instance_id: &str) -> Result<Vec<String>, ErrorInfo> {
+        self.call("list_security_profiles", |w| {
+            let id = w.instance(instance_id)?.id.clone();
+            Ok(w.profiles
+                .keys()
+                .filter(|(i, _)| *i == id)
+                .map(|(_, p)| p.clone())
+                .collect())
         })
     }
 }

@@ -45,6 +45,9 @@ pub fn sample_record(id: &str, namespace: &str) -> SagaRecord {
         undo_error: None,
         idempotency_key: None,
         payload_hash: Some("abc".into()),
+        managed: None,
+        drift: None,
+        parent: None,
         created_at: 1_000,
         updated_at: 1_000,
     }
