@@ -439,7 +439,7 @@ impl Harness {
 }
 
 /// `def` with `retry` as every step's action and undo policy.
-pub fn with_retry(def: SagaDef<OnboardPorts>, retry: RetryPolicy) -> SagaDef<OnboardPorts> {
+pub fn with_retry<C: ?Sized + Send + Sync>(def: SagaDef<C>, retry: RetryPolicy) -> SagaDef<C> {
     SagaDef {
         kind: def.kind,
         steps: def
@@ -458,9 +458,12 @@ pub fn with_retry(def: SagaDef<OnboardPorts>, retry: RetryPolicy) -> SagaDef<Onb
 /// The service each operation belongs to.
 pub fn service_of(op: &str) -> Service {
     match op {
-        "CreateApplication" | "GetApplication" | "ListApplications" | "DeleteApplication" => {
-            Service::AppIntegrations
-        }
+        "CreateApplication"
+        | "GetApplication"
+        | "ListApplications"
+        | "DeleteApplication"
+        | "UpdateApplication"
+        | "ListApplicationAssociations" => Service::AppIntegrations,
         "GetRolePolicy" | "PutRolePolicy" | "DeleteRolePolicy" | "ListRolePolicies" => Service::Iam,
         _ => Service::Connect,
     }

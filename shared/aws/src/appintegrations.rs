@@ -292,22 +292,39 @@ impl AppIntegrationsPort for SdkAppIntegrations {
         &self,
         id_or_arn: &str,
         fields: &ApplicationFields,
+        previous: Option<&ApplicationFields>,
     ) -> Result<(), ErrorInfo> {
-        let mut call = self
-            .client
-            .update_application()
-            .arn(id_or_arn)
-            .name(&fields.display_name)
-            .description(fields.description.clone().unwrap_or_default())
-            .application_source_config(source_config(
+        // Send a member when there is no previous value to compare with, or when it changed.
+        let send = |same: fn(&ApplicationFields, &ApplicationFields) -> bool| {
+            previous.is_none_or(|p| !same(p, fields))
+        };
+        let mut call = self.client.update_application().arn(id_or_arn);
+        if send(|a, b| a.display_name == b.display_name) {
+            call = call.name(&fields.display_name);
+        }
+        if send(|a, b| a.description == b.description) {
+            // AppIntegrations cannot remove a description; an empty one is the closest.
+            call = call.description(fields.description.clone().unwrap_or_default());
+        }
+        if send(|a, b| a.access_url == b.access_url && a.approved_origins == b.approved_origins) {
+            call = call.application_source_config(source_config(
                 &fields.access_url,
                 &fields.approved_origins,
-            )?)
-            .set_subscriptions(Some(sdk_subscriptions(&fields.subscriptions)?))
-            .set_publications(Some(sdk_publications(&fields.publications)?))
-            .set_permissions(Some(fields.permissions.clone()))
-            .set_initialization_timeout(timeout_ms(fields.initialization_timeout_ms));
-        if let Some(iframe) = &fields.iframe {
+            )?);
+        }
+        if send(|a, b| a.subscriptions == b.subscriptions) {
+            call = call.set_subscriptions(Some(sdk_subscriptions(&fields.subscriptions)?));
+        }
+        if send(|a, b| a.publications == b.publications) {
+            call = call.set_publications(Some(sdk_publications(&fields.publications)?));
+        }
+        if send(|a, b| a.permissions == b.permissions) {
+            call = call.set_permissions(Some(fields.permissions.clone()));
+        }
+        if send(|a, b| a.initialization_timeout_ms == b.initialization_timeout_ms) {
+            call = call.set_initialization_timeout(timeout_ms(fields.initialization_timeout_ms));
+        }
+        if let Some(iframe) = fields.iframe.as_ref().filter(|_| send(|a, b| a.iframe == b.iframe)) {
             call = call.iframe_config(sdk_iframe(iframe));
         }
         call.send()

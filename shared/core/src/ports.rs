@@ -145,11 +145,14 @@ pub trait AppIntegrationsPort: Send + Sync {
     /// The application by id or ARN; `None` when it does not exist.
     async fn get_application(&self, id_or_arn: &str)
         -> Result<Option<ApplicationDetails>, ErrorInfo>;
-    /// Replace the editable fields (a PATCH that sends every one of them).
+    /// Set the editable fields. UpdateApplication is a PATCH: with `previous` (what the
+    /// application holds now) only the members that differ are sent, so members nobody changed
+    /// keep their exact stored form; without it every member is sent (a drift fix).
     async fn update_application(
         &self,
         id_or_arn: &str,
         fields: &ApplicationFields,
+        previous: Option<&ApplicationFields>,
     ) -> Result<(), ErrorInfo>;
     /// ARNs of the application's associations (all pages), whoever made them.
     async fn list_application_associations(&self, id_or_arn: &str)

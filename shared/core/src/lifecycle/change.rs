@@ -434,22 +434,45 @@ impl StepAction<LifecyclePorts> for DetachAssociation {
     }
 }
 
-/// UpdateApplication to the new fields; the undo writes the previous ones back.
+/// UpdateApplication to the new fields; the undo writes the previous ones back. Both read the
+/// application first and send only the members that differ, so members nobody changed keep
+/// their exact stored form and a replay sends nothing.
 struct UpdateApplication;
+
+async fn set_fields(
+    ports: &LifecyclePorts,
+    app: &crate::ports::AppRef,
+    fields: &crate::ports::ApplicationFields,
+) -> Result<bool, ErrorInfo> {
+    let Some(current) = ports.aws.apps.get_application(&app.id).await? else {
+        return Err(ErrorInfo::new(
+            ErrorKind::NotFound,
+            "ApplicationMissing",
+            format!("application {} no longer exists", app.arn),
+        )
+        .with_fix("It was deleted outside this product: offboard it to clean up what is left."));
+    };
+    if current.fields == *fields {
+        return Ok(false);
+    }
+    ports
+        .aws
+        .apps
+        .update_application(&app.id, fields, Some(&current.fields))
+        .await?;
+    Ok(true)
+}
 
 #[async_trait]
 impl StepAction<LifecyclePorts> for UpdateApplication {
     async fn run(&self, ports: &LifecyclePorts, node: &NodeCtx) -> Result<Value, StepError> {
         let inp = input(node)?;
+        // A fix compares with what AWS holds (the console may have changed any member).
         if inp.before.fields == inp.after.fields && !inp.fix() {
             return noop();
         }
-        ports
-            .aws
-            .apps
-            .update_application(&inp.after.app.id, &inp.after.fields)
-            .await?;
-        changed()
+        let changed = set_fields(ports, &inp.after.app, &inp.after.fields).await?;
+        Ok(json!({ "changed": changed }))
     }
 
     async fn undo(&self, ports: &LifecyclePorts, node: &NodeCtx, _: Option<&Value>) -> Result<(), StepError> {
@@ -457,11 +480,9 @@ impl StepAction<LifecyclePorts> for UpdateApplication {
         if inp.before.fields == inp.after.fields {
             return Ok(());
         }
-        ports
-            .aws
-            .apps
-            .update_application(&inp.before.app.id, &inp.before.fields)
+        set_fields(ports, &inp.before.app, &inp.before.fields)
             .await
+            .map(|_| ())
     }
 }
 

@@ -1013,6 +1013,7 @@ impl AppIntegrationsPort for FakeWorld {
         &self,
         id_or_arn: &str,
         fields: &ApplicationFields,
+        _previous: Option<&ApplicationFields>,
     ) -> Result<(), ErrorInfo> {
         self.call("update_application", |w| {
             let id = w
