@@ -1,1 +1,176 @@
-//! placeholder
+//! Drift: each kind of change made outside the product is found, and the fix re-applies the
+//! recorded state.
+
+use onboard_core::lifecycle::DriftKind;
+use onboard_core::policy;
+use onboard_core::record::SagaStatus;
+use onboard_integration_tests::*;
+use serde_json::Value;
+
+use crate::support::*;
+
+/// Onboarded on instances 1 and 2; returns (harness, app, world after onboarding).
+async fn onboarded() -> (Lc, String, Value) {
+    let lc = Lc::start().await;
+    let app = lc.onboard(&spec(&instances(2))).await;
+    let world = lc.world();
+    (lc, app, world)
+}
+
+/// Breaks the set-up in one way, as someone in the console would.
+async fn inject(lc: &Lc, app: &str, kind: DriftKind) {
+    let state = lc.state(app).await;
+    let ports = &lc.h.ports;
+    match kind {
+        DriftKind::FieldsChanged => {
+            let mut fields = state.fields.clone();
+            fields.display_name = "Renamed in the console".into();
+            fields.permissions.push("Contact.Attributes.View".into());
+            ports
+                .apps
+                .update_application(&state.app.id, &fields, Some(&state.fields))
+                .await
+                .unwrap();
+        }
+        DriftKind::AssociationMissing => {
+            let assoc = ports
+                .connect
+                .find_association(&instance(2), &state.app.arn)
+                .await
+                .unwrap()
+                .unwrap();
+            ports
+                .connect
+                .delete_association(&instance(2), &assoc.id)
+                .await
+                .unwrap();
+        }
+        DriftKind::AssociationExtra => {
+            ports
+                .connect
+                .create_association(&instance(3), &state.app.arn)
+                .await
+                .unwrap();
+        }
+        DriftKind::StatementMissing => {
+            let role = slr_role(1);
+            let doc = ports
+                .iam
+                .get_role_policy(&role, POLICY_NAME)
+                .await
+                .unwrap()
+                .unwrap();
+            match policy::without_statement(&doc, &policy::statement_sid(&state.app.id)).unwrap() {
+                Some(rest) => ports.iam.put_role_policy(&role, POLICY_NAME, &rest).await,
+                None => ports.iam.delete_role_policy(&role, POLICY_NAME).await,
+            }
+            .unwrap();
+        }
+        DriftKind::ProfileEntryMissing => {
+            let apps = ports
+                .connect
+                .profile_applications(&instance(1), &profile(1, 1))
+                .await
+                .unwrap();
+            let rest: Vec<_> = apps
+                .into_iter()
+                .filter(|a| a.namespace != NAMESPACE)
+                .collect();
+            ports
+                .connect
+                .set_profile_applications(&instance(1), &profile(1, 1), &rest)
+                .await
+                .unwrap();
+        }
+        DriftKind::ApplicationMissing => unreachable!("not injected here"),
+    }
+}
+
+const KINDS: [DriftKind; 5] = [
+    DriftKind::FieldsChanged,
+    DriftKind::AssociationMissing,
+    DriftKind::AssociationExtra,
+    DriftKind::StatementMissing,
+    DriftKind::ProfileEntryMissing,
+];
+
+#[tokio::test]
+async fn no_drift_right_after_onboarding() {
+    let (lc, app, _) = onboarded().await;
+    let report = lc.lifecycle.check_drift(&lc.ports(), &app).await.unwrap();
+    assert!(!report.drifted(), "{report:?}");
+    // The report is recorded in the application's record.
+    assert_eq!(lc.h.record(&app).await.drift, Some(report));
+}
+
+#[tokio::test]
+async fn each_kind_of_drift_is_found_and_the_fix_repairs_it() {
+    for kind in KINDS {
+        let (lc, app, onboarded_world) = onboarded().await;
+        inject(&lc, &app, kind).await;
+        let report = lc.lifecycle.check_drift(&lc.ports(), &app).await.unwrap();
+        let kinds: Vec<DriftKind> = report.items.iter().map(|i| i.kind).collect();
+        assert_eq!(kinds, [kind], "{kind:?}: {report:?}");
+        assert_eq!(lc.h.record(&app).await.drift.as_ref(), Some(&report));
+
+        let started = lc
+            .lifecycle
+            .fix(&app, &report, "ops@example.com", None, new_id("fix"))
+            .await
+            .unwrap();
+        assert_eq!(started.operation, "fix");
+        let rec = lc.run(&started).await;
+        assert_eq!(rec.status, SagaStatus::Succeeded, "{kind:?}: {:?}", rec.cause);
+        assert_same(&onboarded_world, &lc.world(), &format!("fixed {kind:?}"));
+        let after = lc.lifecycle.check_drift(&lc.ports(), &app).await.unwrap();
+        assert!(!after.drifted(), "{kind:?}: {after:?}");
+    }
+}
+
+#[tokio::test]
+async fn all_kinds_at_once_are_fixed_even_with_throttling_at_every_mutating_call() {
+    let (lc, app, world) = onboarded().await;
+    for kind in KINDS {
+        inject(&lc, &app, kind).await;
+    }
+    let report = lc.lifecycle.check_drift(&lc.ports(), &app).await.unwrap();
+    assert_eq!(report.items.len(), KINDS.len(), "{report:?}");
+    for op in MUTATING {
+        lc.fault(throttled(op, 1));
+    }
+    let started = lc
+        .lifecycle
+        .fix(&app, &report, "ops", None, new_id("fix"))
+        .await
+        .unwrap();
+    let rec = lc.run(&started).await;
+    assert_eq!(rec.status, SagaStatus::Succeeded, "{:?}", rec.cause);
+    assert_same(&world, &lc.world(), "every drift repaired");
+}
+
+#[tokio::test]
+async fn a_deleted_application_is_reported_and_not_fixable() {
+    let (lc, app, _) = onboarded().await;
+    let state = lc.state(&app).await;
+    // Delete it the forceful way the console offers.
+    for i in instances(2) {
+        let a = lc
+            .h
+            .ports
+            .connect
+            .find_association(&i, &state.app.arn)
+            .await
+            .unwrap()
+            .unwrap();
+        lc.h.ports.connect.delete_association(&i, &a.id).await.unwrap();
+    }
+    lc.h.ports.apps.delete_application(&state.app.id).await.unwrap();
+    let report = lc.lifecycle.check_drift(&lc.ports(), &app).await.unwrap();
+    assert_eq!(report.items[0].kind, DriftKind::ApplicationMissing);
+    assert!(!report.fixable());
+    assert!(lc
+        .lifecycle
+        .fix(&app, &report, "ops", None, new_id("fix"))
+        .await
+        .is_err());
+}

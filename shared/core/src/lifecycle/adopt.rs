@@ -74,7 +74,7 @@ impl StepAction<LifecyclePorts> for Discover {
                 format!("application {} disappeared while being adopted", found.arn),
             ));
         };
-        let inventory = scan(ports, &details.arn, &details.namespace, &BTreeSet::new()).await?;
+        let inventory = scan(ports, &details.arn, &details.namespace, &BTreeSet::new(), false).await?;
         let mut instances = BTreeSet::new();
         let mut profiles: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut statements = 0usize;

@@ -91,13 +91,16 @@ fn inventory(node: &NodeCtx) -> Result<Inventory, ErrorInfo> {
     )
 }
 
-/// Everything the application has in every instance of the account and Region: association,
-/// the instance's SLR, and the profiles granting the namespace. Shared with adopt and drift.
+/// Everything the application has in the instances of the account and Region: association, the
+/// instance's SLR, and the profiles granting the namespace — for the `known` instances and
+/// every instance with an association; with `profiles_everywhere`, also every instance where a
+/// profile still grants the namespace (offboard: no trace may stay). Shared with adopt and drift.
 pub(crate) async fn scan(
     ports: &LifecyclePorts,
     app_arn: &str,
     namespace: &str,
     known: &BTreeSet<String>,
+    profiles_everywhere: bool,
 ) -> Result<BTreeMap<String, InstanceInventory>, ErrorInfo> {
     let connect = &ports.aws.connect;
     let mut all: BTreeSet<String> = connect.list_instances().await?.into_iter().collect();
@@ -110,7 +113,8 @@ pub(crate) async fn scan(
             Err(e) if e.kind == ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        if association.is_none() && !known.contains(&id) {
+        let wanted = association.is_some() || known.contains(&id);
+        if !wanted && !profiles_everywhere {
             continue;
         }
         let info = match connect.describe_instance(&id).await {
@@ -133,6 +137,9 @@ pub(crate) async fn scan(
             if apps.iter().any(|a| a.namespace == namespace) {
                 profiles.push(profile);
             }
+        }
+        if !wanted && profiles.is_empty() {
+            continue;
         }
         out.insert(
             id,
@@ -164,6 +171,7 @@ impl StepAction<LifecyclePorts> for InventoryStep {
             &inp.before.app.arn,
             &inp.before.namespace,
             &inp.before.instances,
+            true,
         )
         .await?;
         encode(&Inventory {
