@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a broken fixture should fail loudly
 
 mod adopt;
+mod crash;
 mod drift;
 mod edit;
 mod offboard;
