@@ -43,7 +43,9 @@ pub enum EngineError {
     /// Another worker advanced the saga: this one stops without touching anything else.
     #[error("lost the lease on saga {0}: another worker advanced it")]
     LeaseLost(String),
-    #[error("saga {id} is {status}; only a ROLLBACK_FAILED or NEEDS_ATTENTION saga can be re-driven")]
+    #[error(
+        "saga {id} is {status}; only a ROLLBACK_FAILED or NEEDS_ATTENTION saga can be re-driven"
+    )]
     NotRedrivable { id: String, status: SagaStatus },
     #[error(transparent)]
     Store(StoreError),

@@ -143,8 +143,10 @@ pub trait AppIntegrationsPort: Send + Sync {
     /// Delete by id or ARN. Refused while associations exist.
     async fn delete_application(&self, id_or_arn: &str) -> Result<(), ErrorInfo>;
     /// The application by id or ARN; `None` when it does not exist.
-    async fn get_application(&self, id_or_arn: &str)
-        -> Result<Option<ApplicationDetails>, ErrorInfo>;
+    async fn get_application(
+        &self,
+        id_or_arn: &str,
+    ) -> Result<Option<ApplicationDetails>, ErrorInfo>;
     /// Set the editable fields. UpdateApplication is a PATCH: with `previous` (what the
     /// application holds now) only the members that differ are sent, so members nobody changed
     /// keep their exact stored form; without it every member is sent (a drift fix).
@@ -155,8 +157,10 @@ pub trait AppIntegrationsPort: Send + Sync {
         previous: Option<&ApplicationFields>,
     ) -> Result<(), ErrorInfo>;
     /// ARNs of the application's associations (all pages), whoever made them.
-    async fn list_application_associations(&self, id_or_arn: &str)
-        -> Result<Vec<String>, ErrorInfo>;
+    async fn list_application_associations(
+        &self,
+        id_or_arn: &str,
+    ) -> Result<Vec<String>, ErrorInfo>;
 }
 
 /// A Connect instance as the saga needs it.

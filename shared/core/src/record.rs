@@ -68,7 +68,10 @@ impl SagaStatus {
 
     /// Stopped until an operator re-drives it (ROLLBACK_FAILED or NEEDS_ATTENTION).
     pub fn is_redrivable(self) -> bool {
-        matches!(self, SagaStatus::RollbackFailed | SagaStatus::NeedsAttention)
+        matches!(
+            self,
+            SagaStatus::RollbackFailed | SagaStatus::NeedsAttention
+        )
     }
 
     /// Holds its namespace: an active or ROLLBACK_FAILED saga blocks other sagas on the same

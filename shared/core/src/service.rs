@@ -75,7 +75,9 @@ pub enum SubmitFailure {
 pub enum RedriveFailure {
     #[error("saga {0} does not exist")]
     NotFound(String),
-    #[error("saga {id} is {status}; only a ROLLBACK_FAILED or NEEDS_ATTENTION saga can be re-driven")]
+    #[error(
+        "saga {id} is {status}; only a ROLLBACK_FAILED or NEEDS_ATTENTION saga can be re-driven"
+    )]
     NotRedrivable { id: String, status: SagaStatus },
     #[error("the re-drive could not be queued: {0}")]
     NotQueued(ErrorInfo),

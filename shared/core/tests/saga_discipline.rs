@@ -998,7 +998,8 @@ impl onboard_core::ports::ConnectPort for Interleaving {
     ) -> Result<(), ErrorInfo> {
         tokio::task::yield_now().await;
         self.0.set_profile_applications(i, p, a).await
-    }    async fn list_instances(&self) -> Result<Vec<String>, ErrorInfo> {
+    }
+    async fn list_instances(&self) -> Result<Vec<String>, ErrorInfo> {
         tokio::task::yield_now().await;
         self.0.list_instances().await
     }

@@ -23,18 +23,17 @@ async fn console_app(lc: &Lc) {
             .as_bytes(),
     )
     .unwrap();
-    let app = lc
-        .h
-        .ports
-        .apps
-        .create_application(&CreateApplication {
-            spec,
-            namespace: CONSOLE_NS.into(),
-            client_token: "console-click".into(),
-            tags: BTreeMap::new(),
-        })
-        .await
-        .unwrap();
+    let app =
+        lc.h.ports
+            .apps
+            .create_application(&CreateApplication {
+                spec,
+                namespace: CONSOLE_NS.into(),
+                client_token: "console-click".into(),
+                tags: BTreeMap::new(),
+            })
+            .await
+            .unwrap();
     for n in [1, 2] {
         lc.h.ports
             .connect
@@ -42,13 +41,12 @@ async fn console_app(lc: &Lc) {
             .await
             .unwrap();
     }
-    let mut apps = lc
-        .h
-        .ports
-        .connect
-        .profile_applications(&instance(1), &profile(1, 2))
-        .await
-        .unwrap();
+    let mut apps =
+        lc.h.ports
+            .connect
+            .profile_applications(&instance(1), &profile(1, 2))
+            .await
+            .unwrap();
     apps.push(ProfileApplication {
         namespace: CONSOLE_NS.into(),
         permissions: vec!["ACCESS".into()],
@@ -87,19 +85,32 @@ async fn adopt_then_offboard_cleans_up_an_app_the_product_did_not_create() {
     console_app(&lc).await;
     let (started, rec) = adopt(&lc, CONSOLE_NS).await;
     assert_eq!(rec.status, SagaStatus::Succeeded, "{:?}", rec.cause);
-    assert_eq!(started.application_id, rec.id, "the adopt saga is the application");
+    assert_eq!(
+        started.application_id, rec.id,
+        "the adopt saga is the application"
+    );
     let state = lc.state(&rec.id).await;
     assert_eq!(
         state.instances.iter().cloned().collect::<Vec<_>>(),
         [instance(1), instance(2)]
     );
     assert_eq!(
-        state.profiles.get(&instance(1)).map(|p| p.iter().cloned().collect::<Vec<_>>()),
+        state
+            .profiles
+            .get(&instance(1))
+            .map(|p| p.iter().cloned().collect::<Vec<_>>()),
         Some(vec![profile(1, 2)])
     );
-    assert!(!state.slr_statements, "the console added no statement of ours");
+    assert!(
+        !state.slr_statements,
+        "the console added no statement of ours"
+    );
     assert_eq!(state.fields.display_name, "Knowledge Base");
-    let report = lc.lifecycle.check_drift(&lc.ports(), &rec.id).await.unwrap();
+    let report = lc
+        .lifecycle
+        .check_drift(&lc.ports(), &rec.id)
+        .await
+        .unwrap();
     assert!(!report.drifted(), "{report:?}");
 
     let off = offboard(&lc, &rec.id).await;
@@ -142,7 +153,11 @@ async fn offboarding_the_adopted_foreign_app_removes_its_grants_on_every_instanc
             .unwrap()
             .retain(|g| g["Namespace"] != FOREIGN_NAMESPACE);
     }
-    assert_same(&canonical(expected), &lc.world(), "the foreign app is gone everywhere");
+    assert_same(
+        &canonical(expected),
+        &lc.world(),
+        "the foreign app is gone everywhere",
+    );
 }
 
 #[tokio::test]
@@ -187,7 +202,12 @@ async fn offboard_of_an_adopted_app_recovers_from_a_failure_at_any_call() {
             assert_eq!(off.status, SagaStatus::NeedsAttention, "{op} #{n}");
             lc.h.sandbox().clear_faults();
             let done = lc.drive(&off.id, RunAction::Redrive).await;
-            assert_eq!(done.status, SagaStatus::Succeeded, "{op} #{n}: {:?}", done.cause);
+            assert_eq!(
+                done.status,
+                SagaStatus::Succeeded,
+                "{op} #{n}: {:?}",
+                done.cause
+            );
             assert_same(&pristine, &lc.world(), &format!("{op} #{n}"));
         }
     }

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use onboard_core::clock::{SystemClock, SystemRandom};
 use onboard_core::clock::Clock;
+use onboard_core::clock::{SystemClock, SystemRandom};
 use onboard_core::engine::{Engine, EngineError, RunOutcome};
 use onboard_core::lifecycle::{change, offboard, LifecyclePorts};
 use onboard_core::record::SagaStatus;
@@ -29,7 +29,11 @@ async fn lc() -> Lc {
 }
 
 /// An engine whose store (for the log and for the commit step) is `store`.
-fn engine_on(lc: &Lc, def: SagaDef<LifecyclePorts>, store: Arc<dyn SagaStore>) -> Engine<LifecyclePorts> {
+fn engine_on(
+    lc: &Lc,
+    def: SagaDef<LifecyclePorts>,
+    store: Arc<dyn SagaStore>,
+) -> Engine<LifecyclePorts> {
     let ctx = Arc::new(LifecyclePorts {
         aws: lc.h.ports.clone(),
         store: store.clone(),
@@ -68,7 +72,10 @@ async fn a_crash_after_any_write_of_pause_or_offboard_converges() {
             let app = lc.onboard(&spec(&instances(2))).await;
             let counting = Arc::new(CrashingStore::new(lc.h.store.clone(), u64::MAX));
             let (def, id) = start(&lc, &app, kind).await;
-            engine_on(&lc, def, counting.clone()).run(&id).await.unwrap();
+            engine_on(&lc, def, counting.clone())
+                .run(&id)
+                .await
+                .unwrap();
             counting.updates()
         };
         assert!(total > 8, "{kind}: {total} writes");
@@ -88,7 +95,11 @@ async fn a_crash_after_any_write_of_pause_or_offboard_converges() {
                 &lc.sagas.offboard
             };
             let status = run_to_end_any(engine, &id).await;
-            assert_eq!(status, SagaStatus::Succeeded, "{kind} crash {crash_at}/{total}");
+            assert_eq!(
+                status,
+                SagaStatus::Succeeded,
+                "{kind} crash {crash_at}/{total}"
+            );
             if kind == "offboard" {
                 assert!(lc.lifecycle.application(&app).await.is_err(), "offboarded");
                 assert_ne!(before, lc.world());
@@ -99,15 +110,17 @@ async fn a_crash_after_any_write_of_pause_or_offboard_converges() {
                     .any(|a| a["namespace"] == json!(NAMESPACE)));
             } else {
                 let state = lc.state(&app).await;
-                assert!(state.paused.contains(&instance(2)), "{kind} crash {crash_at}");
+                assert!(
+                    state.paused.contains(&instance(2)),
+                    "{kind} crash {crash_at}"
+                );
                 assert_eq!(state.last_change.as_deref(), Some(id.as_str()));
-                let assoc = lc
-                    .h
-                    .ports
-                    .connect
-                    .find_association(&instance(2), &state.app.arn)
-                    .await
-                    .unwrap();
+                let assoc =
+                    lc.h.ports
+                        .connect
+                        .find_association(&instance(2), &state.app.arn)
+                        .await
+                        .unwrap();
                 assert!(assoc.is_none(), "{kind} crash {crash_at}: paused on 2");
             }
         }

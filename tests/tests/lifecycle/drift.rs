@@ -120,7 +120,12 @@ async fn each_kind_of_drift_is_found_and_the_fix_repairs_it() {
             .unwrap();
         assert_eq!(started.operation, "fix");
         let rec = lc.run(&started).await;
-        assert_eq!(rec.status, SagaStatus::Succeeded, "{kind:?}: {:?}", rec.cause);
+        assert_eq!(
+            rec.status,
+            SagaStatus::Succeeded,
+            "{kind:?}: {:?}",
+            rec.cause
+        );
         assert_same(&onboarded_world, &lc.world(), &format!("fixed {kind:?}"));
         let after = lc.lifecycle.check_drift(&lc.ports(), &app).await.unwrap();
         assert!(!after.drifted(), "{kind:?}: {after:?}");
@@ -154,17 +159,24 @@ async fn a_deleted_application_is_reported_and_not_fixable() {
     let state = lc.state(&app).await;
     // Delete it the forceful way the console offers.
     for i in instances(2) {
-        let a = lc
-            .h
-            .ports
+        let a =
+            lc.h.ports
+                .connect
+                .find_association(&i, &state.app.arn)
+                .await
+                .unwrap()
+                .unwrap();
+        lc.h.ports
             .connect
-            .find_association(&i, &state.app.arn)
+            .delete_association(&i, &a.id)
             .await
-            .unwrap()
             .unwrap();
-        lc.h.ports.connect.delete_association(&i, &a.id).await.unwrap();
     }
-    lc.h.ports.apps.delete_application(&state.app.id).await.unwrap();
+    lc.h.ports
+        .apps
+        .delete_application(&state.app.id)
+        .await
+        .unwrap();
     let report = lc.lifecycle.check_drift(&lc.ports(), &app).await.unwrap();
     assert_eq!(report.items[0].kind, DriftKind::ApplicationMissing);
     assert!(!report.fixable());

@@ -32,7 +32,11 @@ async fn onboarded() -> (Lc, String, Value) {
     (lc, app, pristine)
 }
 
-async fn start_edit(lc: &Lc, app: &str, body: &Value) -> Result<onboard_core::lifecycle::service::Started, LifecycleError> {
+async fn start_edit(
+    lc: &Lc,
+    app: &str,
+    body: &Value,
+) -> Result<onboard_core::lifecycle::service::Started, LifecycleError> {
     let req = parse_edit(body.to_string().as_bytes()).expect("the edit parses");
     lc.lifecycle
         .edit(app, &req, "bob@example.com", None, new_id("edit"))
@@ -64,16 +68,18 @@ async fn edit_changes_fields_instances_and_grants_and_records_the_new_state() {
         &grants,
     );
     assert_same(&pristine, &after, "only the edited set-up remains");
-    let details = lc
-        .h
-        .ports
-        .apps
-        .get_application(&found.app_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let details =
+        lc.h.ports
+            .apps
+            .get_application(&found.app_id)
+            .await
+            .unwrap()
+            .unwrap();
     assert_eq!(details.fields.display_name, "Acme CRM Next");
-    assert_eq!(details.fields.description.as_deref(), Some("CRM panel for agents"));
+    assert_eq!(
+        details.fields.description.as_deref(),
+        Some("CRM panel for agents")
+    );
     assert_eq!(details.fields.permissions, ["User.Details.View"]);
     assert!(details.fields.approved_origins.is_empty());
 
@@ -100,7 +106,9 @@ async fn edit_changes_fields_instances_and_grants_and_records_the_new_state() {
 #[tokio::test]
 async fn an_edit_computed_from_an_older_state_is_refused_without_touching_anything() {
     let (lc, app, _) = onboarded().await;
-    let first = start_edit(&lc, &app, &json!({"displayName": "First"})).await.unwrap();
+    let first = start_edit(&lc, &app, &json!({"displayName": "First"}))
+        .await
+        .unwrap();
     // Recorded before the first ran: its `before` is the original state.
     lc.run(&first).await;
     let record = lc.h.record(&first.saga_id).await;
@@ -136,7 +144,9 @@ async fn an_edit_computed_from_an_older_state_is_refused_without_touching_anythi
 }
 
 /// Runs the edit with `fault` installed after onboarding; returns (world before, record).
-async fn edit_with(fault: Option<onboard_sandbox::FaultSpec>) -> (Lc, Value, onboard_core::record::SagaRecord) {
+async fn edit_with(
+    fault: Option<onboard_sandbox::FaultSpec>,
+) -> (Lc, Value, onboard_core::record::SagaRecord) {
     let (lc, app, _) = onboarded().await;
     let before = lc.world();
     lc.h.sandbox().clear_calls();
@@ -153,7 +163,10 @@ async fn a_failure_at_any_call_rolls_the_edit_back_to_the_exact_previous_values(
     let (clean, _, rec) = edit_with(None).await;
     assert_eq!(rec.status, SagaStatus::Succeeded);
     let calls = clean.call_counts();
-    assert!(calls.iter().any(|(op, _)| op == "UpdateApplication"), "{calls:?}");
+    assert!(
+        calls.iter().any(|(op, _)| op == "UpdateApplication"),
+        "{calls:?}"
+    );
     let mut cases = 0;
     for (op, count) in calls {
         for n in 1..=count {
@@ -165,7 +178,11 @@ async fn a_failure_at_any_call_rolls_the_edit_back_to_the_exact_previous_values(
                 rec.cause
             );
             assert_eq!(lc.h.fired(), [(op.clone(), 1)], "{op} #{n} fired once");
-            assert_same(&before, &lc.world(), &format!("after a failure at {op} #{n}"));
+            assert_same(
+                &before,
+                &lc.world(),
+                &format!("after a failure at {op} #{n}"),
+            );
             let app = rec.parent.clone().unwrap();
             assert_eq!(
                 lc.state(&app).await.fields.display_name,
@@ -194,14 +211,13 @@ async fn assert_edited(lc: &Lc, pristine: &Value, what: &str) {
         &grants,
     );
     assert_same(pristine, &after, what);
-    let details = lc
-        .h
-        .ports
-        .apps
-        .get_application(&found.app_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let details =
+        lc.h.ports
+            .apps
+            .get_application(&found.app_id)
+            .await
+            .unwrap()
+            .unwrap();
     assert_eq!(details.fields.display_name, "Acme CRM Next", "{what}");
     assert_eq!(details.fields.permissions, ["User.Details.View"], "{what}");
 }
@@ -221,7 +237,12 @@ async fn throttling_at_any_mutating_call_is_retried_to_the_same_result() {
             lc.fault(throttled(&op, n));
             let started = start_edit(&lc, &app, &the_edit()).await.unwrap();
             let rec = lc.run(&started).await;
-            assert_eq!(rec.status, SagaStatus::Succeeded, "{op} #{n}: {:?}", rec.cause);
+            assert_eq!(
+                rec.status,
+                SagaStatus::Succeeded,
+                "{op} #{n}: {:?}",
+                rec.cause
+            );
             assert_eq!(lc.h.fired(), [(op.clone(), 1)], "{op} #{n} fired once");
             assert_edited(&lc, &pristine, &format!("{op} #{n}")).await;
             cases += 1;
@@ -255,7 +276,10 @@ async fn edits_that_cannot_be_done_or_undone_are_refused_before_anything_is_reco
     let e = refused(json!({"accessUrl": "http://crm.example.com/agent"})).await;
     assert_eq!(e.problems[0].field, "accessUrl", "{e}");
     let e = refused(json!({"instances": [LEGACY_INSTANCE, "not-an-instance"]})).await;
-    assert!(e.problems.iter().any(|p| p.field.starts_with("instances")), "{e}");
+    assert!(
+        e.problems.iter().any(|p| p.field.starts_with("instances")),
+        "{e}"
+    );
     // Unknown fields name the field.
     match parse_edit(br#"{"tags": {"a": "b"}}"#) {
         Err(e) => assert!(e.to_string().contains("tags"), "{e}"),

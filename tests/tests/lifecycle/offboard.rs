@@ -57,7 +57,9 @@ async fn offboard_removes_every_trace_including_associations_made_elsewhere() {
     assert!(view.application.unwrap().offboarded);
     // A second offboard is refused before anything runs.
     assert!(matches!(
-        lc.lifecycle.offboard(&app, "ops", None, new_id("off")).await,
+        lc.lifecycle
+            .offboard(&app, "ops", None, new_id("off"))
+            .await,
         Err(LifecycleError::State(StateError::Offboarded { .. }))
     ));
 }
@@ -77,7 +79,12 @@ async fn offboard_retries_throttling_at_every_mutating_call() {
             let (lc, app, pristine) = set_up().await;
             lc.fault(throttled(&op, n));
             let rec = offboard(&lc, &app).await;
-            assert_eq!(rec.status, SagaStatus::Succeeded, "{op} #{n}: {:?}", rec.cause);
+            assert_eq!(
+                rec.status,
+                SagaStatus::Succeeded,
+                "{op} #{n}: {:?}",
+                rec.cause
+            );
             assert_same(&pristine, &lc.world(), &format!("{op} #{n}"));
             cases += 1;
         }
@@ -107,7 +114,9 @@ async fn a_terminal_failure_at_any_call_stops_in_needs_attention_and_a_redrive_f
             assert!(!cause.code.is_empty());
             let view = onboard_core::service::SagaView::from_record(&rec);
             assert!(
-                view.next_action.as_deref().is_some_and(|a| a.contains("re-drive")),
+                view.next_action
+                    .as_deref()
+                    .is_some_and(|a| a.contains("re-drive")),
                 "{:?}",
                 view.next_action
             );
@@ -122,8 +131,17 @@ async fn a_terminal_failure_at_any_call_stops_in_needs_attention_and_a_redrive_f
             // The operator fixed the permission: re-drive carries on forward.
             lc.h.sandbox().clear_faults();
             let done = lc.drive(&rec.id, RunAction::Redrive).await;
-            assert_eq!(done.status, SagaStatus::Succeeded, "{op} #{n}: {:?}", done.cause);
-            assert_same(&pristine, &lc.world(), &format!("after re-drive ({op} #{n})"));
+            assert_eq!(
+                done.status,
+                SagaStatus::Succeeded,
+                "{op} #{n}: {:?}",
+                done.cause
+            );
+            assert_same(
+                &pristine,
+                &lc.world(),
+                &format!("after re-drive ({op} #{n})"),
+            );
             cases += 1;
         }
     }
@@ -151,7 +169,14 @@ async fn an_association_that_survives_its_deletion_ends_in_needs_attention_namin
     assert_eq!(rec.status, SagaStatus::NeedsAttention, "{:?}", rec.cause);
     let cause = rec.cause.clone().unwrap();
     assert_eq!(cause.code, "AssociationsRemain");
-    assert!(cause.message.contains("application-association"), "{}", cause.message);
+    assert!(
+        cause.message.contains("application-association"),
+        "{}",
+        cause.message
+    );
     assert!(cause.fix.unwrap().contains("re-drive"));
-    assert!(lc.state(&app).await.app.arn.contains("application/"), "not offboarded yet");
+    assert!(
+        lc.state(&app).await.app.arn.contains("application/"),
+        "not offboarded yet"
+    );
 }

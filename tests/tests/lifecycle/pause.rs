@@ -53,7 +53,10 @@ async fn pause_removes_one_instance_and_resume_restores_the_same_world() {
     assert_paused_on_2(&lc, &pristine);
     let state = lc.state(&app).await;
     assert!(state.paused.contains(&instance(2)));
-    assert!(state.instances.contains(&instance(2)), "paused, not removed");
+    assert!(
+        state.instances.contains(&instance(2)),
+        "paused, not removed"
+    );
 
     // Pausing twice is refused; resuming an active instance too.
     assert!(matches!(
@@ -99,9 +102,18 @@ async fn a_failure_at_any_call_of_pause_or_resume_leaves_the_world_as_it_was() {
     for (op, count) in pause_calls {
         for n in 1..=count {
             let (lc, before, rec) = faulted_pause(denied(&op, n)).await;
-            assert_eq!(rec.status, SagaStatus::RolledBack, "pause, {op} #{n}: {:?}", rec.cause);
+            assert_eq!(
+                rec.status,
+                SagaStatus::RolledBack,
+                "pause, {op} #{n}: {:?}",
+                rec.cause
+            );
             assert_same(&before, &lc.world(), &format!("pause failed at {op} #{n}"));
-            assert!(lc.state(rec.parent.as_deref().unwrap()).await.paused.is_empty());
+            assert!(lc
+                .state(rec.parent.as_deref().unwrap())
+                .await
+                .paused
+                .is_empty());
             cases += 1;
         }
     }
@@ -112,7 +124,12 @@ async fn a_failure_at_any_call_of_pause_or_resume_leaves_the_world_as_it_was() {
             let paused = lc.world();
             lc.fault(denied(&op, n));
             let rec = resume(&lc, &app, 2).await;
-            assert_eq!(rec.status, SagaStatus::RolledBack, "resume, {op} #{n}: {:?}", rec.cause);
+            assert_eq!(
+                rec.status,
+                SagaStatus::RolledBack,
+                "resume, {op} #{n}: {:?}",
+                rec.cause
+            );
             assert_same(&paused, &lc.world(), &format!("resume failed at {op} #{n}"));
             assert_paused_on_2(&lc, &pristine);
             cases += 1;

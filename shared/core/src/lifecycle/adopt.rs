@@ -49,9 +49,14 @@ impl StepAction<LifecyclePorts> for Discover {
             return Err(ErrorInfo::new(
                 ErrorKind::NotFound,
                 "ApplicationNotFound",
-                format!("no AppIntegrations application has namespace {}", inp.namespace),
+                format!(
+                    "no AppIntegrations application has namespace {}",
+                    inp.namespace
+                ),
             )
-            .with_fix("Check the namespace (AppIntegrations console → Applications) and the Region."));
+            .with_fix(
+                "Check the namespace (AppIntegrations console → Applications) and the Region.",
+            ));
         };
         if let Some(owner) = found.tags.get(SAGA_TAG) {
             let managed = match ports.store.get(owner).await.map_err(store_error)? {
@@ -64,7 +69,9 @@ impl StepAction<LifecyclePorts> for Discover {
                     "AlreadyManaged",
                     format!("application {} is already managed as {owner}", found.arn),
                 )
-                .with_fix(format!("Use application {owner} (GET /applications/{owner}).")));
+                .with_fix(format!(
+                    "Use application {owner} (GET /applications/{owner})."
+                )));
             }
         }
         let Some(details) = ports.aws.apps.get_application(&found.id).await? else {
@@ -74,7 +81,14 @@ impl StepAction<LifecyclePorts> for Discover {
                 format!("application {} disappeared while being adopted", found.arn),
             ));
         };
-        let inventory = scan(ports, &details.arn, &details.namespace, &BTreeSet::new(), false).await?;
+        let inventory = scan(
+            ports,
+            &details.arn,
+            &details.namespace,
+            &BTreeSet::new(),
+            false,
+        )
+        .await?;
         let mut instances = BTreeSet::new();
         let mut profiles: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut statements = 0usize;
@@ -88,7 +102,9 @@ impl StepAction<LifecyclePorts> for Discover {
             }
             if let Some(role) = &found.role {
                 let doc = ports.aws.iam.get_role_policy(role, POLICY_NAME).await?;
-                if doc.is_some_and(|d| policy::has_statement(&d, &policy::statement_sid(&details.id))) {
+                if doc
+                    .is_some_and(|d| policy::has_statement(&d, &policy::statement_sid(&details.id)))
+                {
                     statements += 1;
                 }
             }
@@ -112,7 +128,12 @@ impl StepAction<LifecyclePorts> for Discover {
         encode(&state)
     }
 
-    async fn undo(&self, _: &LifecyclePorts, _: &NodeCtx, _: Option<&Value>) -> Result<(), StepError> {
+    async fn undo(
+        &self,
+        _: &LifecyclePorts,
+        _: &NodeCtx,
+        _: Option<&Value>,
+    ) -> Result<(), StepError> {
         Ok(())
     }
 }

@@ -147,7 +147,13 @@ struct CheckStep;
 impl StepAction<LifecyclePorts> for CheckStep {
     async fn run(&self, ports: &LifecyclePorts, node: &NodeCtx) -> Result<Value, StepError> {
         let inp = input(node)?;
-        if ports.aws.apps.get_application(&inp.before.app.id).await?.is_none() {
+        if ports
+            .aws
+            .apps
+            .get_application(&inp.before.app.id)
+            .await?
+            .is_none()
+        {
             return Err(ErrorInfo::new(
                 ErrorKind::NotFound,
                 "ApplicationMissing",
@@ -192,17 +198,22 @@ impl StepAction<LifecyclePorts> for CheckStep {
             }
         }
         if !problems.is_empty() {
-            return Err(ErrorInfo::new(
-                ErrorKind::Invalid,
-                "PreflightFailed",
-                problems.join("; "),
-            )
-            .with_fix("Fix each listed problem, or leave those instances out of the change."));
+            return Err(
+                ErrorInfo::new(ErrorKind::Invalid, "PreflightFailed", problems.join("; "))
+                    .with_fix(
+                        "Fix each listed problem, or leave those instances out of the change.",
+                    ),
+            );
         }
         encode(&out)
     }
 
-    async fn undo(&self, _: &LifecyclePorts, _: &NodeCtx, _: Option<&Value>) -> Result<(), StepError> {
+    async fn undo(
+        &self,
+        _: &LifecyclePorts,
+        _: &NodeCtx,
+        _: Option<&Value>,
+    ) -> Result<(), StepError> {
         Ok(())
     }
 }
@@ -220,9 +231,8 @@ async fn ensure_current(
         .await
         .map_err(store_error)?
         .ok_or_else(|| internal(format!("the application's root saga {parent} is gone")))?;
-    let current = current_state(&root).map_err(|e| {
-        ErrorInfo::new(ErrorKind::Conflict, "ApplicationChanged", e.to_string())
-    })?;
+    let current = current_state(&root)
+        .map_err(|e| ErrorInfo::new(ErrorKind::Conflict, "ApplicationChanged", e.to_string()))?;
     if current.last_change.as_deref() == Some(node.saga_id.as_str()) {
         return Ok(()); // this very change was already committed (a replay)
     }
@@ -239,7 +249,6 @@ async fn ensure_current(
     }
     Ok(())
 }
-
 
 async fn revoke_all(
     ports: &LifecyclePorts,
@@ -282,7 +291,9 @@ async fn ensure_statement(
     state: &ManagedApp,
 ) -> Result<(), ErrorInfo> {
     let Some(role) = role_of(node, instance)? else {
-        return Err(internal(format!("no service-linked role recorded for instance {instance}")));
+        return Err(internal(format!(
+            "no service-linked role recorded for instance {instance}"
+        )));
     };
     let statement = policy::app_statement(&state.app.id, &state.app.arn);
     ports
@@ -312,7 +323,9 @@ async fn drop_statement(
     };
     ports
         .aws
-        .locked(node, &role_lock(&role), || remove_statement(&ports.aws, &grant))
+        .locked(node, &role_lock(&role), || {
+            remove_statement(&ports.aws, &grant)
+        })
         .await
 }
 
@@ -321,10 +334,21 @@ async fn ensure_association(
     instance: &str,
     app_arn: &str,
 ) -> Result<(), ErrorInfo> {
-    if ports.aws.connect.find_association(instance, app_arn).await?.is_some() {
+    if ports
+        .aws
+        .connect
+        .find_association(instance, app_arn)
+        .await?
+        .is_some()
+    {
         return Ok(());
     }
-    match ports.aws.connect.create_association(instance, app_arn).await {
+    match ports
+        .aws
+        .connect
+        .create_association(instance, app_arn)
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) if e.kind == ErrorKind::Conflict => Ok(()),
         Err(e) => Err(e),
@@ -342,7 +366,12 @@ async fn drop_association(
         Err(e) => return Err(e),
     };
     let Some(assoc) = found else { return Ok(()) };
-    match ports.aws.connect.delete_association(instance, &assoc.id).await {
+    match ports
+        .aws
+        .connect
+        .delete_association(instance, &assoc.id)
+        .await
+    {
         Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
         other => other,
     }
@@ -376,7 +405,12 @@ impl StepAction<LifecyclePorts> for DetachProfiles {
         changed()
     }
 
-    async fn undo(&self, ports: &LifecyclePorts, node: &NodeCtx, _: Option<&Value>) -> Result<(), StepError> {
+    async fn undo(
+        &self,
+        ports: &LifecyclePorts,
+        node: &NodeCtx,
+        _: Option<&Value>,
+    ) -> Result<(), StepError> {
         let (inp, i) = (input(node)?, target(node)?);
         let gone: BTreeSet<String> = inp
             .before
@@ -402,7 +436,12 @@ impl StepAction<LifecyclePorts> for DetachPolicy {
         changed()
     }
 
-    async fn undo(&self, ports: &LifecyclePorts, node: &NodeCtx, _: Option<&Value>) -> Result<(), StepError> {
+    async fn undo(
+        &self,
+        ports: &LifecyclePorts,
+        node: &NodeCtx,
+        _: Option<&Value>,
+    ) -> Result<(), StepError> {
         let (inp, i) = (input(node)?, target(node)?);
         if inp.leaves(i) && inp.before.is_active(i) && inp.before.slr_statements {
             ensure_statement(ports, node, i, &inp.before).await?;
@@ -425,7 +464,12 @@ impl StepAction<LifecyclePorts> for DetachAssociation {
         changed()
     }
 
-    async fn undo(&self, ports: &LifecyclePorts, node: &NodeCtx, _: Option<&Value>) -> Result<(), StepError> {
+    async fn undo(
+        &self,
+        ports: &LifecyclePorts,
+        node: &NodeCtx,
+        _: Option<&Value>,
+    ) -> Result<(), StepError> {
         let (inp, i) = (input(node)?, target(node)?);
         if inp.leaves(i) && inp.before.is_active(i) {
             ensure_association(ports, i, &inp.before.app.arn).await?;
@@ -471,11 +515,17 @@ impl StepAction<LifecyclePorts> for UpdateApplication {
         if inp.before.fields == inp.after.fields && !inp.fix() {
             return noop();
         }
-        let changed = set_fields(ports, &inp.after.app, &inp.after.fields).await?;
-        Ok(json!({ "changed": changed }))
+        // The output says what was decided, not what AWS needed, so a replay records the same.
+        set_fields(ports, &inp.after.app, &inp.after.fields).await?;
+        changed()
     }
 
-    async fn undo(&self, ports: &LifecyclePorts, node: &NodeCtx, _: Option<&Value>) -> Result<(), StepError> {
+    async fn undo(
+        &self,
+        ports: &LifecyclePorts,
+        node: &NodeCtx,
+        _: Option<&Value>,
+    ) -> Result<(), StepError> {
         let inp = input(node)?;
         if inp.before.fields == inp.after.fields {
             return Ok(());
@@ -500,7 +550,12 @@ impl StepAction<LifecyclePorts> for AttachAssociation {
         changed()
     }
 
-    async fn undo(&self, ports: &LifecyclePorts, node: &NodeCtx, _: Option<&Value>) -> Result<(), StepError> {
+    async fn undo(
+        &self,
+        ports: &LifecyclePorts,
+        node: &NodeCtx,
+        _: Option<&Value>,
+    ) -> Result<(), StepError> {
         let (inp, i) = (input(node)?, target(node)?);
         if inp.joins(i) && !inp.before.is_active(i) {
             drop_association(ports, i, &inp.after.app.arn).await?;
@@ -523,7 +578,12 @@ impl StepAction<LifecyclePorts> for AttachPolicy {
         changed()
     }
 
-    async fn undo(&self, ports: &LifecyclePorts, node: &NodeCtx, _: Option<&Value>) -> Result<(), StepError> {
+    async fn undo(
+        &self,
+        ports: &LifecyclePorts,
+        node: &NodeCtx,
+        _: Option<&Value>,
+    ) -> Result<(), StepError> {
         let (inp, i) = (input(node)?, target(node)?);
         if inp.joins(i) && !inp.before.is_active(i) && inp.after.slr_statements {
             drop_statement(ports, node, i, &inp.after).await?;
@@ -559,7 +619,12 @@ impl StepAction<LifecyclePorts> for AttachProfiles {
         changed()
     }
 
-    async fn undo(&self, ports: &LifecyclePorts, node: &NodeCtx, _: Option<&Value>) -> Result<(), StepError> {
+    async fn undo(
+        &self,
+        ports: &LifecyclePorts,
+        node: &NodeCtx,
+        _: Option<&Value>,
+    ) -> Result<(), StepError> {
         let (inp, i) = (input(node)?, target(node)?);
         revoke_all(ports, node, i, &added_profiles(&inp, i)).await
     }
@@ -586,7 +651,9 @@ pub(crate) async fn write_state(
         None => None,
     };
     let current_last = current.flatten();
-    if current_last.as_deref() == state.last_change.as_deref() && root.managed.as_ref() == Some(state) {
+    if current_last.as_deref() == state.last_change.as_deref()
+        && root.managed.as_ref() == Some(state)
+    {
         return Ok(());
     }
     if current_last.as_deref() != expect_last && current_last.as_deref() != Some(saga_id) {
@@ -618,11 +685,23 @@ impl StepAction<LifecyclePorts> for Commit {
         let parent = inp.parent.clone();
         let mut after = inp.after.clone();
         after.last_change = Some(node.saga_id.clone());
-        write_state(ports, &parent, &node.saga_id, inp.before.last_change.as_deref(), &after).await?;
+        write_state(
+            ports,
+            &parent,
+            &node.saga_id,
+            inp.before.last_change.as_deref(),
+            &after,
+        )
+        .await?;
         Ok(json!({ "application": parent }))
     }
 
-    async fn undo(&self, ports: &LifecyclePorts, node: &NodeCtx, _: Option<&Value>) -> Result<(), StepError> {
+    async fn undo(
+        &self,
+        ports: &LifecyclePorts,
+        node: &NodeCtx,
+        _: Option<&Value>,
+    ) -> Result<(), StepError> {
         let inp = input(node)?;
         let parent = inp.parent.clone();
         let root = ports
@@ -638,6 +717,13 @@ impl StepAction<LifecyclePorts> for Commit {
         if !ours {
             return Ok(());
         }
-        write_state(ports, &parent, &node.saga_id, Some(&node.saga_id), &inp.before).await
+        write_state(
+            ports,
+            &parent,
+            &node.saga_id,
+            Some(&node.saga_id),
+            &inp.before,
+        )
+        .await
     }
 }

@@ -101,7 +101,14 @@ pub async fn detect(
             detail: format!("edited outside this product: {}", changed.join(", ")),
         });
     }
-    let found = scan(ports, &state.app.arn, &state.namespace, &state.instances, false).await?;
+    let found = scan(
+        ports,
+        &state.app.arn,
+        &state.namespace,
+        &state.instances,
+        false,
+    )
+    .await?;
     let sid = policy::statement_sid(&state.app.id);
     for instance in &state.instances {
         if !state.is_active(instance) {

@@ -180,7 +180,12 @@ impl StepAction<LifecyclePorts> for InventoryStep {
         })
     }
 
-    async fn undo(&self, _: &LifecyclePorts, _: &NodeCtx, _: Option<&Value>) -> Result<(), StepError> {
+    async fn undo(
+        &self,
+        _: &LifecyclePorts,
+        _: &NodeCtx,
+        _: Option<&Value>,
+    ) -> Result<(), StepError> {
         Ok(())
     }
 }
@@ -208,7 +213,12 @@ impl StepAction<LifecyclePorts> for RevokeProfiles {
         Ok(json!({ "revoked": done }))
     }
 
-    async fn undo(&self, _: &LifecyclePorts, _: &NodeCtx, _: Option<&Value>) -> Result<(), StepError> {
+    async fn undo(
+        &self,
+        _: &LifecyclePorts,
+        _: &NodeCtx,
+        _: Option<&Value>,
+    ) -> Result<(), StepError> {
         Ok(())
     }
 }
@@ -236,14 +246,21 @@ impl StepAction<LifecyclePorts> for RemoveStatements {
             };
             ports
                 .aws
-                .locked(node, &role_lock(role), || remove_statement(&ports.aws, &grant))
+                .locked(node, &role_lock(role), || {
+                    remove_statement(&ports.aws, &grant)
+                })
                 .await
                 .map_err(|e| remaining(e, &inv, "SLR policy statements"))?;
         }
         Ok(json!({ "roles": roles }))
     }
 
-    async fn undo(&self, _: &LifecyclePorts, _: &NodeCtx, _: Option<&Value>) -> Result<(), StepError> {
+    async fn undo(
+        &self,
+        _: &LifecyclePorts,
+        _: &NodeCtx,
+        _: Option<&Value>,
+    ) -> Result<(), StepError> {
         Ok(())
     }
 }
@@ -260,7 +277,12 @@ impl StepAction<LifecyclePorts> for DeleteAssociations {
             let Some(assoc) = &found.association else {
                 continue;
             };
-            match ports.aws.connect.delete_association(instance, &assoc.id).await {
+            match ports
+                .aws
+                .connect
+                .delete_association(instance, &assoc.id)
+                .await
+            {
                 Ok(()) => {}
                 Err(e) if e.kind == ErrorKind::NotFound => {}
                 Err(e) => return Err(remaining(e, &inv, "associations")),
@@ -300,7 +322,12 @@ impl StepAction<LifecyclePorts> for DeleteAssociations {
         Ok(json!({ "remaining": [] }))
     }
 
-    async fn undo(&self, _: &LifecyclePorts, _: &NodeCtx, _: Option<&Value>) -> Result<(), StepError> {
+    async fn undo(
+        &self,
+        _: &LifecyclePorts,
+        _: &NodeCtx,
+        _: Option<&Value>,
+    ) -> Result<(), StepError> {
         Ok(())
     }
 }
@@ -314,13 +341,19 @@ impl StepAction<LifecyclePorts> for DeleteApplication {
     async fn run(&self, ports: &LifecyclePorts, node: &NodeCtx) -> Result<Value, StepError> {
         let inp = input(node)?;
         match ports.aws.apps.delete_application(&inp.before.app.id).await {
+            // Gone either way: the same output whether this call or an earlier one deleted it.
             Ok(()) => Ok(json!({ "deleted": inp.before.app.arn })),
-            Err(e) if e.kind == ErrorKind::NotFound => Ok(json!({ "deleted": null })),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(json!({ "deleted": inp.before.app.arn })),
             Err(e) => Err(e),
         }
     }
 
-    async fn undo(&self, _: &LifecyclePorts, _: &NodeCtx, _: Option<&Value>) -> Result<(), StepError> {
+    async fn undo(
+        &self,
+        _: &LifecyclePorts,
+        _: &NodeCtx,
+        _: Option<&Value>,
+    ) -> Result<(), StepError> {
         Ok(())
     }
 }
@@ -348,7 +381,12 @@ impl StepAction<LifecyclePorts> for Commit {
         Ok(json!({ "application": inp.parent }))
     }
 
-    async fn undo(&self, _: &LifecyclePorts, _: &NodeCtx, _: Option<&Value>) -> Result<(), StepError> {
+    async fn undo(
+        &self,
+        _: &LifecyclePorts,
+        _: &NodeCtx,
+        _: Option<&Value>,
+    ) -> Result<(), StepError> {
         Ok(())
     }
 }

@@ -24,8 +24,8 @@ use crate::record::SagaRecord;
 use crate::saga::{NewSaga, SagaDef};
 use crate::service::{RunAction, RunSagaMessage, SagaQueue};
 use crate::spec::{
-    instance_id, ApplicationSpec, IframeSpec, ProfileGrant, Publication, RequestSource,
-    Requester, Subscription,
+    instance_id, ApplicationSpec, IframeSpec, ProfileGrant, Publication, RequestSource, Requester,
+    Subscription,
 };
 use crate::store::{SagaStore, StoreError};
 use crate::validation::{Problem, ValidationErrors};
@@ -89,7 +89,9 @@ pub enum LifecycleError {
 }
 
 fn invalid(field: &str, problem: impl Into<String>, fix: impl Into<String>) -> LifecycleError {
-    LifecycleError::Invalid(ValidationErrors::new(vec![Problem::new(field, problem, fix)]))
+    LifecycleError::Invalid(ValidationErrors::new(vec![Problem::new(
+        field, problem, fix,
+    )]))
 }
 
 /// A lifecycle saga that was accepted.
@@ -194,8 +196,13 @@ impl Lifecycle {
         new_id: String,
     ) -> Result<Started, LifecycleError> {
         let def = change::definition(1);
-        let encoded = serde_json::to_value(&input)
-            .map_err(|e| invalid("$", format!("cannot encode the change: {e}"), "Report this defect."))?;
+        let encoded = serde_json::to_value(&input).map_err(|e| {
+            invalid(
+                "$",
+                format!("cannot encode the change: {e}"),
+                "Report this defect.",
+            )
+        })?;
         self.submit(Submission {
             def: &def,
             id: new_id,
@@ -231,7 +238,8 @@ impl Lifecycle {
             extra_instances: BTreeSet::new(),
         };
         let request = json!({"op": "edit", "app": app_id, "request": req});
-        self.submit_change(app_id, input, request, key, new_id).await
+        self.submit_change(app_id, input, request, key, new_id)
+            .await
     }
 
     /// Stop the application on one instance without losing its set-up (the source page's
@@ -306,7 +314,11 @@ impl Lifecycle {
         } else {
             after.paused.remove(&instance);
         }
-        let op = if pause { ChangeOp::Pause } else { ChangeOp::Resume };
+        let op = if pause {
+            ChangeOp::Pause
+        } else {
+            ChangeOp::Resume
+        };
         let input = ChangeInput {
             parent: app_id.to_string(),
             operation: op,
@@ -317,7 +329,8 @@ impl Lifecycle {
             extra_instances: BTreeSet::new(),
         };
         let request = json!({"op": op.as_str(), "app": app_id, "instance": instance});
-        self.submit_change(app_id, input, request, key, new_id).await
+        self.submit_change(app_id, input, request, key, new_id)
+            .await
     }
 
     /// Re-apply the recorded state after `report` found drift.
@@ -347,7 +360,8 @@ impl Lifecycle {
             extra_instances: report.extra_instances(),
         };
         let request = json!({"op": "fix", "app": app_id, "checkedAt": report.checked_at});
-        self.submit_change(app_id, input, request, key, new_id).await
+        self.submit_change(app_id, input, request, key, new_id)
+            .await
     }
 
     /// Remove the application and everything hanging off it.
@@ -366,8 +380,13 @@ impl Lifecycle {
         };
         let def = offboard::definition();
         let namespace = input.before.namespace.clone();
-        let encoded = serde_json::to_value(&input)
-            .map_err(|e| invalid("$", format!("cannot encode the request: {e}"), "Report this defect."))?;
+        let encoded = serde_json::to_value(&input).map_err(|e| {
+            invalid(
+                "$",
+                format!("cannot encode the request: {e}"),
+                "Report this defect.",
+            )
+        })?;
         self.submit(Submission {
             def: &def,
             id: new_id,
@@ -393,7 +412,10 @@ impl Lifecycle {
         if namespace.is_empty() || namespace.len() > crate::spec::NAMESPACE_MAX {
             return Err(invalid(
                 "namespace",
-                format!("{namespace:?} is not a namespace (1..{} characters)", crate::spec::NAMESPACE_MAX),
+                format!(
+                    "{namespace:?} is not a namespace (1..{} characters)",
+                    crate::spec::NAMESPACE_MAX
+                ),
                 "Give the application's namespace as shown in the AppIntegrations console.",
             ));
         }
@@ -402,8 +424,13 @@ impl Lifecycle {
             namespace: namespace.to_string(),
             requester: requester.to_string(),
         };
-        let encoded = serde_json::to_value(&input)
-            .map_err(|e| invalid("$", format!("cannot encode the request: {e}"), "Report this defect."))?;
+        let encoded = serde_json::to_value(&input).map_err(|e| {
+            invalid(
+                "$",
+                format!("cannot encode the request: {e}"),
+                "Report this defect.",
+            )
+        })?;
         self.submit(Submission {
             def: &def,
             id: new_id,
@@ -433,7 +460,11 @@ impl Lifecycle {
     }
 
     /// Store a drift report in the root record (a few tries against concurrent writers).
-    pub async fn record_drift(&self, app_id: &str, report: &DriftReport) -> Result<(), LifecycleError> {
+    pub async fn record_drift(
+        &self,
+        app_id: &str,
+        report: &DriftReport,
+    ) -> Result<(), LifecycleError> {
         for _ in 0..5 {
             let root = self
                 .store
@@ -498,8 +529,8 @@ fn apply_edit(
             ));
         }
     }
-    let base: ApplicationSpec = serde_json::from_value(root.input.clone()).unwrap_or_else(|_| {
-        ApplicationSpec {
+    let base: ApplicationSpec =
+        serde_json::from_value(root.input.clone()).unwrap_or_else(|_| ApplicationSpec {
             display_name: before.fields.display_name.clone(),
             namespace: Some(before.namespace.clone()),
             description: None,
@@ -520,8 +551,7 @@ fn apply_edit(
                 principal: requester.to_string(),
                 ticket_id: None,
             },
-        }
-    });
+        });
     let mut spec = before.to_spec(&base);
     let f = &mut spec;
     if let Some(v) = &req.display_name {
@@ -681,7 +711,11 @@ impl Sagas {
 
     /// Run (or re-drive) the saga a message names, on the engine for its `kind`. A saga that is
     /// finished or held by another worker is a successful no-op: redelivery must not fail.
-    pub async fn run(&self, kind: &str, message: &RunSagaMessage) -> Result<RunOutcome, EngineError> {
+    pub async fn run(
+        &self,
+        kind: &str,
+        message: &RunSagaMessage,
+    ) -> Result<RunOutcome, EngineError> {
         let id = message.saga_id.as_str();
         let redrive = message.action == RunAction::Redrive;
         macro_rules! go {

@@ -78,7 +78,9 @@ pub enum StateError {
         kind: String,
         parent: String,
     },
-    #[error("application {id} is {status}: only a SUCCEEDED onboarding has an application to change")]
+    #[error(
+        "application {id} is {status}: only a SUCCEEDED onboarding has an application to change"
+    )]
     NotOnboarded { id: String, status: SagaStatus },
     #[error("application {id} was offboarded")]
     Offboarded { id: String },
@@ -130,13 +132,13 @@ fn corrupt(root: &SagaRecord, message: &str) -> StateError {
 fn from_onboarding(root: &SagaRecord) -> Result<ManagedApp, StateError> {
     let spec: ApplicationSpec =
         serde_json::from_value(root.input.clone()).map_err(|e| corrupt(root, &e.to_string()))?;
-    let v = spec
-        .validate()
-        .map_err(|e| corrupt(root, &e.to_string()))?;
+    let v = spec.validate().map_err(|e| corrupt(root, &e.to_string()))?;
     let app: AppRef = root
         .output_of("create_application")
         .ok_or_else(|| corrupt(root, "no create_application output"))
-        .and_then(|o| serde_json::from_value(o.clone()).map_err(|e| corrupt(root, &e.to_string())))?;
+        .and_then(|o| {
+            serde_json::from_value(o.clone()).map_err(|e| corrupt(root, &e.to_string()))
+        })?;
     let mut profiles: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for grant in &v.profile_grants {
         profiles

@@ -883,24 +883,22 @@ impl FakeWorld {
         name: &str,
         tags: BTreeMap<String, String>,
     ) -> AppRef {
-        self.lock()
-            .world
-            .insert_app(
-                namespace,
-                ApplicationFields {
-                    display_name: name.to_string(),
-                    description: None,
-                    access_url: format!("https://{namespace}"),
-                    approved_origins: Vec::new(),
-                    permissions: Vec::new(),
-                    subscriptions: Vec::new(),
-                    publications: Vec::new(),
-                    iframe: None,
-                    initialization_timeout_ms: None,
-                },
-                tags,
-                "seeded-by-test",
-            )
+        self.lock().world.insert_app(
+            namespace,
+            ApplicationFields {
+                display_name: name.to_string(),
+                description: None,
+                access_url: format!("https://{namespace}"),
+                approved_origins: Vec::new(),
+                permissions: Vec::new(),
+                subscriptions: Vec::new(),
+                publications: Vec::new(),
+                iframe: None,
+                initialization_timeout_ms: None,
+            },
+            tags,
+            "seeded-by-test",
+        )
     }
 
     /// Adds an association without any checks.
@@ -1111,7 +1109,9 @@ impl ConnectPort for FakeWorld {
     }
 
     async fn list_instances(&self) -> Result<Vec<String>, ErrorInfo> {
-        self.call("list_instances", |w| Ok(w.instances.keys().cloned().collect()))
+        self.call("list_instances", |w| {
+            Ok(w.instances.keys().cloned().collect())
+        })
     }
 
     async fn list_security_profiles(&self, instance_id: &str) -> Result<Vec<String>, ErrorInfo> {
