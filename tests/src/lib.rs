@@ -463,7 +463,9 @@ pub fn service_of(op: &str) -> Service {
         | "ListApplications"
         | "DeleteApplication"
         | "UpdateApplication"
-        | "ListApplicationAssociations" => Service::AppIntegrations,
+        | "ListApplicationAssociations"
+        | "TagResource"
+        | "UntagResource" => Service::AppIntegrations,
         "GetRolePolicy" | "PutRolePolicy" | "DeleteRolePolicy" | "ListRolePolicies" => Service::Iam,
         _ => Service::Connect,
     }

@@ -247,7 +247,9 @@ impl AppIntegrationsPort for SdkAppIntegrations {
                 .filter(|d| !d.is_empty())
                 .map(str::to_string),
             access_url: url.map(|u| u.access_url().to_string()).unwrap_or_default(),
-            approved_origins: url.map(|u| u.approved_origins().to_vec()).unwrap_or_default(),
+            approved_origins: url
+                .map(|u| u.approved_origins().to_vec())
+                .unwrap_or_default(),
             permissions: out.permissions().to_vec(),
             subscriptions: out
                 .subscriptions()
@@ -324,13 +326,43 @@ impl AppIntegrationsPort for SdkAppIntegrations {
         if send(|a, b| a.initialization_timeout_ms == b.initialization_timeout_ms) {
             call = call.set_initialization_timeout(timeout_ms(fields.initialization_timeout_ms));
         }
-        if let Some(iframe) = fields.iframe.as_ref().filter(|_| send(|a, b| a.iframe == b.iframe)) {
+        if let Some(iframe) = fields
+            .iframe
+            .as_ref()
+            .filter(|_| send(|a, b| a.iframe == b.iframe))
+        {
             call = call.iframe_config(sdk_iframe(iframe));
         }
         call.send()
             .await
             .map(|_| ())
             .map_err(|e| classify("app-integrations:UpdateApplication", e))
+    }
+
+    async fn tag_application(
+        &self,
+        arn: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), ErrorInfo> {
+        self.client
+            .tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(tags.clone().into_iter().collect()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("app-integrations:TagResource", e))
+    }
+
+    async fn untag_application(&self, arn: &str, keys: &[String]) -> Result<(), ErrorInfo> {
+        self.client
+            .untag_resource()
+            .resource_arn(arn)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("app-integrations:UntagResource", e))
     }
 
     async fn list_application_associations(

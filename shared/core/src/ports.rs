@@ -156,6 +156,14 @@ pub trait AppIntegrationsPort: Send + Sync {
         fields: &ApplicationFields,
         previous: Option<&ApplicationFields>,
     ) -> Result<(), ErrorInfo>;
+    /// Add or replace tags on an application (TagResource).
+    async fn tag_application(
+        &self,
+        arn: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), ErrorInfo>;
+    /// Remove tags from an application (UntagResource).
+    async fn untag_application(&self, arn: &str, keys: &[String]) -> Result<(), ErrorInfo>;
     /// ARNs of the application's associations (all pages), whoever made them.
     async fn list_application_associations(
         &self,

@@ -131,6 +131,8 @@ pub(crate) fn route(method: &Method, segs: &[String]) -> Option<(&'static str, V
         ("PATCH", ["applications", _]) => "UpdateApplication",
         ("DELETE", ["applications", _]) => "DeleteApplication",
         ("GET", ["applications", _, "associations"]) => "ListApplicationAssociations",
+        ("POST", ["tags", _]) => "TagResource",
+        ("DELETE", ["tags", _]) => "UntagResource",
         _ => return None,
     };
     Some((op, segs.iter().skip(1).take(1).cloned().collect()))
@@ -154,6 +156,8 @@ pub(crate) fn execute(
         "DeleteApplication" => delete(world, label, params),
         "ListApplications" => list(world, params),
         "ListApplicationAssociations" => list_associations(world, label, params),
+        "TagResource" => tag(world, label, body, now_ms),
+        "UntagResource" => untag(world, label, params, now_ms),
         other => Err(crate::wire::Service::AppIntegrations.unknown_operation(other)),
     }
 }
@@ -488,6 +492,69 @@ fn find(world: &World, identifier: &str, member: &str) -> Result<String, ApiErro
     world
         .resolve_application(identifier)
         .ok_or_else(|| not_found(identifier))
+}
+
+/// TagResource on an application (the only taggable resource the sandbox models).
+fn tag(world: &mut World, arn: &str, body: &[u8], now_ms: u64) -> Outcome {
+    #[derive(serde::Deserialize)]
+    struct TagBody {
+        tags: Option<BTreeMap<String, String>>,
+    }
+    let id = find(world, arn, "resourceArn")?;
+    let raw = parse_body(body)?;
+    let b: TagBody = shape(&raw)?;
+    let tags = b
+        .tags
+        .ok_or_else(|| invalid("1 validation error detected: tags is required"))?;
+    if tags.is_empty() || tags.len() > 200 {
+        return Err(invalid("tags must have 1 to 200 entries"));
+    }
+    if tags
+        .keys()
+        .any(|k| k.is_empty() || k.len() > 128 || k.starts_with("aws:"))
+        || tags.values().any(|v| v.len() > 256)
+    {
+        return Err(invalid(
+            "tag keys are 1..128 characters and may not start with aws:; values 0..256",
+        ));
+    }
+    let app = world
+        .applications
+        .get_mut(&id)
+        .ok_or_else(|| not_found(arn))?;
+    let merged = app
+        .tags
+        .keys()
+        .chain(tags.keys())
+        .collect::<std::collections::BTreeSet<_>>();
+    if merged.len() > 200 {
+        return Err(invalid("a resource can have at most 200 tags"));
+    }
+    app.tags.extend(tags);
+    app.modified_ms = now_ms;
+    Ok(Reply::Json(json!({})))
+}
+
+/// UntagResource: removes the `tagKeys` given in the query string.
+fn untag(world: &mut World, arn: &str, params: &[(String, String)], now_ms: u64) -> Outcome {
+    let id = find(world, arn, "resourceArn")?;
+    let keys: Vec<&str> = params
+        .iter()
+        .filter(|(k, _)| k == "tagKeys")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if keys.is_empty() || keys.len() > 200 {
+        return Err(invalid("tagKeys must have 1 to 200 entries"));
+    }
+    let app = world
+        .applications
+        .get_mut(&id)
+        .ok_or_else(|| not_found(arn))?;
+    for k in keys {
+        app.tags.remove(k);
+    }
+    app.modified_ms = now_ms;
+    Ok(Reply::Json(json!({})))
 }
 
 fn get(world: &mut World, identifier: &str) -> Outcome {

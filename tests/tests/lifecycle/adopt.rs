@@ -212,3 +212,50 @@ async fn offboard_of_an_adopted_app_recovers_from_a_failure_at_any_call() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_second_adopt_of_the_same_application_is_refused() {
+    let lc = Lc::start().await;
+    console_app(&lc).await;
+    let (_, first) = adopt(&lc, CONSOLE_NS).await;
+    assert_eq!(first.status, SagaStatus::Succeeded, "{:?}", first.cause);
+    let tags =
+        lc.h.ports
+            .apps
+            .find_application(CONSOLE_NS)
+            .await
+            .unwrap()
+            .unwrap()
+            .tags;
+    assert_eq!(
+        tags.get(onboard_core::onboard::SAGA_TAG),
+        Some(&first.id),
+        "adoption tags the application"
+    );
+    let (_, second) = adopt(&lc, CONSOLE_NS).await;
+    assert_eq!(second.status, SagaStatus::RolledBack);
+    let cause = second.cause.unwrap();
+    assert_eq!(cause.code, "AlreadyManaged");
+    assert!(cause.fix.unwrap().contains(&first.id));
+}
+
+#[tokio::test]
+async fn a_failed_adopt_leaves_the_application_untagged() {
+    // Refused before the tag, and applied-but-answered-with-an-error (the undo must untag).
+    let faults = [
+        ("refused", denied("TagResource", 1)),
+        (
+            "applied then denied",
+            apply_then_drop("TagResource", 1, Some(("AccessDeniedException", 403))),
+        ),
+    ];
+    for (what, fault) in faults {
+        let lc = Lc::start().await;
+        console_app(&lc).await;
+        let before = lc.world();
+        lc.fault(fault);
+        let (_, rec) = adopt(&lc, CONSOLE_NS).await;
+        assert_eq!(rec.status, SagaStatus::RolledBack, "{what}");
+        assert_same(&before, &lc.world(), what);
+    }
+}

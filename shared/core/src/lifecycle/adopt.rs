@@ -1,7 +1,9 @@
 //! The adopt saga: bring an application created elsewhere (e.g. in the console) under
-//! management. One read-only step, `discover`, records its fields, associations, SLR
-//! statements and profile entries; the finished record is the application's root from then on,
-//! so edit, pause, drift and offboard work on it like on an onboarded one.
+//! management. One step, `discover`, records its fields, associations, SLR statements and
+//! profile entries, and tags the application with the adopt saga's id (the tag onboarding
+//! sets), so a second adopt sees it is managed. The finished record is the application's root
+//! from then on, so edit, pause, drift and offboard work on it like on an onboarded one. The
+//! undo removes the tag again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -58,7 +60,7 @@ impl StepAction<LifecyclePorts> for Discover {
                 "Check the namespace (AppIntegrations console → Applications) and the Region.",
             ));
         };
-        if let Some(owner) = found.tags.get(SAGA_TAG) {
+        if let Some(owner) = found.tags.get(SAGA_TAG).filter(|o| **o != node.saga_id) {
             let managed = match ports.store.get(owner).await.map_err(store_error)? {
                 Some(root) => current_state(&root).is_ok(),
                 None => false,
@@ -109,6 +111,9 @@ impl StepAction<LifecyclePorts> for Discover {
                 }
             }
         }
+        // The tag marks it as ours from now on (and lets a replay recognise its own adoption).
+        let tag = BTreeMap::from([(SAGA_TAG.to_string(), node.saga_id.clone())]);
+        ports.aws.apps.tag_application(&details.arn, &tag).await?;
         let state = ManagedApp {
             app: AppRef {
                 id: details.id.clone(),
@@ -130,10 +135,25 @@ impl StepAction<LifecyclePorts> for Discover {
 
     async fn undo(
         &self,
-        _: &LifecyclePorts,
-        _: &NodeCtx,
+        ports: &LifecyclePorts,
+        node: &NodeCtx,
         _: Option<&Value>,
     ) -> Result<(), StepError> {
-        Ok(())
+        let inp: AdoptInput = decode(&node.input, "adopt input")?;
+        let Some(found) = ports.aws.apps.find_application(&inp.namespace).await? else {
+            return Ok(());
+        };
+        if found.tags.get(SAGA_TAG) != Some(&node.saga_id) {
+            return Ok(());
+        }
+        match ports
+            .aws
+            .apps
+            .untag_application(&found.arn, &[SAGA_TAG.to_string()])
+            .await
+        {
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
     }
 }

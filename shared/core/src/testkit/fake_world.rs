@@ -93,13 +93,15 @@ pub const MAX_PROFILE_APPLICATIONS: usize = 10;
 pub const MAX_APPLICATIONS: usize = 50;
 
 /// The port operations that can be counted and faulted, by method name.
-pub const OPS: [&str; 18] = [
+pub const OPS: [&str; 20] = [
     "create_application",
     "find_application",
     "delete_application",
     "get_application",
     "update_application",
     "list_application_associations",
+    "tag_application",
+    "untag_application",
     "list_instances",
     "list_security_profiles",
     "describe_instance",
@@ -1025,6 +1027,42 @@ impl AppIntegrationsPort for FakeWorld {
                 })?;
             if let Some(app) = w.applications.get_mut(&id) {
                 app.fields = fields.clone();
+            }
+            Ok(())
+        })
+    }
+
+    async fn tag_application(
+        &self,
+        arn: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), ErrorInfo> {
+        self.call("tag_application", |w| {
+            let id = w
+                .app_by_id_or_arn(arn)
+                .map(|a| a.id.clone())
+                .ok_or_else(|| {
+                    not_found("ResourceNotFoundException", format!("{arn} not found"))
+                })?;
+            if let Some(app) = w.applications.get_mut(&id) {
+                app.tags.extend(tags.clone());
+            }
+            Ok(())
+        })
+    }
+
+    async fn untag_application(&self, arn: &str, keys: &[String]) -> Result<(), ErrorInfo> {
+        self.call("untag_application", |w| {
+            let id = w
+                .app_by_id_or_arn(arn)
+                .map(|a| a.id.clone())
+                .ok_or_else(|| {
+                    not_found("ResourceNotFoundException", format!("{arn} not found"))
+                })?;
+            if let Some(app) = w.applications.get_mut(&id) {
+                for k in keys {
+                    app.tags.remove(k);
+                }
             }
             Ok(())
         })
