@@ -115,6 +115,16 @@ start resumes it.";
 pub struct PlanArgs {
     /// The application spec (JSON); `-` reads standard input.
     pub spec: PathBuf,
+    /// Against AWS: also run preflight now (read-only calls: DescribeInstance, ListApplications,
+    /// ListRolePolicies/GetRolePolicy, ListSecurityProfileApplications, SimulatePrincipalPolicy,
+    /// and a GET of the access URL). `--sandbox` always does.
+    #[arg(long)]
+    pub live: bool,
+    /// The IAM user or role ARN whose permissions preflight simulates (an assumed-role session
+    /// ARN is mapped to its role). Default: the identity of the credentials in use; on the
+    /// sandbox the spec's requester ARN, else the seed's first caller.
+    #[arg(long, value_name = "ARN")]
+    pub principal: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -143,6 +143,7 @@ impl Context {
                 )),
                 sandbox: None,
                 tuning: Tuning::aws(),
+                sdk: self.aws().await.clone(),
             });
         }
         let seed = match &self.global.seed {
@@ -184,6 +185,7 @@ impl Context {
             )),
             sandbox: Some(SandboxWorld { running, seed }),
             tuning: Tuning::sandbox(),
+            sdk,
         })
     }
 }
@@ -201,6 +203,9 @@ pub struct World {
     pub ports: Arc<OnboardPorts>,
     pub sandbox: Option<SandboxWorld>,
     pub tuning: Tuning,
+    /// The SDK configuration the ports were built from (for clients beyond the saga's ports,
+    /// e.g. the permission simulator of `plan`).
+    pub sdk: SdkConfig,
 }
 
 /// The running in-process sandbox and the seed it started from.

@@ -189,11 +189,12 @@ fn plan_on_the_sandbox_refuses_an_instance_without_a_service_linked_role() {
         .arg(spec)
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("instances[0]"))
-        .stderr(predicate::str::contains(
-            "does not use a service-linked role",
+        .stdout(predicate::str::contains(
+            "ERROR [instance] instance 33333333-3333-4333-8333-333333333333 does not use a \
+             service-linked role",
         ))
-        .stderr(predicate::str::contains("Create service-linked role"));
+        .stdout(predicate::str::contains("Create service-linked role"))
+        .stdout(predicate::str::contains("would refuse this spec"));
 }
 
 #[test]

@@ -2,20 +2,25 @@
 //! saga will run per instance, the statement each service-linked-role policy gains (as a diff)
 //! and the security-profile grants.
 //!
-//! Against AWS the plan is computed offline (no credentials needed). With `--sandbox` it also
-//! reads the instances, their SLR policies and profiles — read-only calls — so it can show the
-//! real role names and policy diff, and report what the saga's `validate` step would refuse.
+//! Against AWS the plan is computed offline (no credentials needed) unless `--live` is given.
+//! With `--sandbox` (always) or `--live` it runs the same preflight as the saga's `validate`
+//! step ([`onboard_core::preflight::inspect`], read-only calls): instances, SLR policies and
+//! the policy budget, the namespace, the profiles — plus the caller's permissions
+//! (`SimulatePrincipalPolicy`) and whether the agent workspace may iframe the access URL. Every
+//! finding is printed with its severity, evidence and fix; any error finding exits 2.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use onboard_core::error::ErrorKind;
-use onboard_core::onboard::{self, OnboardConfig, PROFILE_APPLICATION_LIMIT};
+use onboard_aws::page_fetcher::{FetchLimits, ReqwestPageFetcher};
+use onboard_aws::permission_simulator::SdkPermissionSimulator;
+use onboard_core::onboard::{self, OnboardConfig};
 use onboard_core::policy::{self, INLINE_POLICY_BUDGET, POLICY_NAME};
+use onboard_core::preflight::{self, DomainVerdict, Finding, Inspection, PreflightPorts, Severity};
 use onboard_core::saga::FanOut;
-use onboard_core::spec::{instance_id, profile_id, ApplicationSpec};
-use onboard_core::validation::{Problem, Validated, ValidationErrors};
+use onboard_core::spec::ApplicationSpec;
+use onboard_core::validation::{Problem, Validated};
 use onboard_embedded::RedbSagaStore;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -23,32 +28,39 @@ use serde_json::{json, Value};
 use crate::args::{OutputFormat, PlanArgs};
 use crate::commands::load_spec;
 use crate::diff;
-use crate::error::CliError;
+use crate::error::{exit, CliError};
 use crate::render;
-use crate::targets::Context;
+use crate::targets::{Context, World};
 
 /// Stands for the application id, which exists only once the saga created the application.
 const APP_ID: &str = "<application-id>";
-/// A UUID-long stand-in, so the policy-size estimate matches the real statement's length.
-const APP_ID_SIZED: &str = "00000000-0000-0000-0000-000000000000";
-/// Marks a service-linked role in `DescribeInstance.ServiceRole` (as the saga checks it).
-const SLR_MARKER: &str =
-    ":role/aws-service-role/connect.amazonaws.com/AWSServiceRoleForAmazonConnect_";
 
 /// What `plan` prints (`--output json` serializes it as is).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Plan {
+    /// False when preflight found an error: `apply` would be refused (exit 2).
     valid: bool,
-    /// `aws` (computed offline) or `sandbox` (checked against the sandbox's instances).
+    /// `aws` or `sandbox`.
     target: &'static str,
+    /// Whether preflight read the target (`--sandbox`, `--live`) or the plan is offline.
+    checked: bool,
     display_name: String,
     namespace: String,
     instances: Vec<PlanInstance>,
     steps: Vec<PlanStep>,
     slr_policies: Vec<PolicyChange>,
     security_profiles: Vec<ProfileChange>,
+    /// The spec's own warnings (unknown permission names, ...).
     warnings: Vec<Problem>,
+    /// Preflight's findings, errors first, each with severity, evidence and fix.
+    findings: Vec<Finding>,
+    /// The IAM principal whose permissions were simulated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    permissions_of: Option<String>,
+    /// Per instance domain: can the agent workspace iframe the access URL?
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    embedding: Vec<DomainVerdict>,
 }
 
 #[derive(Debug, Serialize)]
@@ -76,7 +88,7 @@ struct PlanStep {
 #[serde(rename_all = "camelCase")]
 struct PolicyChange {
     instance: String,
-    /// The SLR's name; unknown until `validate` reads the instance when planning against AWS.
+    /// The SLR's name; unknown until `validate` reads the instance when planning offline.
     #[serde(skip_serializing_if = "Option::is_none")]
     role: Option<String>,
     policy_name: &'static str,
@@ -86,7 +98,7 @@ struct PolicyChange {
     after: Value,
     /// `before` → `after`, pretty-printed, lines prefixed `  `, `+ ` or `- `.
     diff: Vec<String>,
-    /// Characters all inline policies of the role will use (sandbox only).
+    /// Characters all inline policies of the role will use (when checked).
     #[serde(skip_serializing_if = "Option::is_none")]
     inline_policy_chars_after: Option<usize>,
 }
@@ -103,42 +115,18 @@ struct ProfileChange {
     applications_before: Option<usize>,
 }
 
-/// What the sandbox told us about the instances and profiles.
-#[derive(Default)]
+/// What preflight read from the target, and the names only the sandbox's seed knows.
 struct Facts {
-    region: String,
-    account: String,
-    instances: BTreeMap<String, InstanceFacts>,
-    profiles: BTreeMap<(String, String), ProfileFacts>,
-    problems: Vec<Problem>,
-}
-
-struct InstanceFacts {
-    alias: Option<String>,
-    role: Option<String>,
-    policy: Option<String>,
-    other_policy_chars: usize,
-}
-
-struct ProfileFacts {
-    name: Option<String>,
-    applications: usize,
+    target: &'static str,
+    inspection: Inspection,
+    /// Security profile (instance, id) → name (sandbox only).
+    profile_names: BTreeMap<(String, String), String>,
 }
 
 pub async fn run(ctx: &Context, args: &PlanArgs) -> Result<u8, CliError> {
     let (spec, validated) = load_spec(&args.spec)?;
-    let facts = if ctx.sandbox() {
-        let facts = inspect(ctx, &spec, &validated).await?;
-        if !facts.problems.is_empty() {
-            return Err(CliError::InvalidSpec {
-                source_name: format!("{} (checked against the sandbox)", args.spec.display()),
-                errors: ValidationErrors {
-                    problems: facts.problems,
-                    warnings: validated.warnings,
-                },
-            });
-        }
-        Some(facts)
+    let facts = if ctx.sandbox() || args.live {
+        Some(check(ctx, args, &spec, &validated).await?)
     } else {
         None
     };
@@ -147,172 +135,100 @@ pub async fn run(ctx: &Context, args: &PlanArgs) -> Result<u8, CliError> {
         OutputFormat::Json => render::print_json(&plan)?,
         OutputFormat::Text => render::print_text(&text(&plan))?,
     }
-    Ok(0)
+    Ok(if plan.valid { exit::OK } else { exit::INVALID })
 }
 
-/// Read-only look at the sandbox: instances, SLR policies, namespace, profiles.
-async fn inspect(ctx: &Context, spec: &ApplicationSpec, v: &Validated) -> Result<Facts, CliError> {
+/// Preflight against the target: the saga's own checks plus permissions and embedding.
+async fn check(
+    ctx: &Context,
+    args: &PlanArgs,
+    spec: &ApplicationSpec,
+    v: &Validated,
+) -> Result<Facts, CliError> {
     // Plan must not write anything: its lock table lives in memory only.
     let locks = Arc::new(RedbSagaStore::in_memory()?);
     let mut world = ctx.world(locks).await?;
-    let ports = world.ports.clone();
-    let mut facts = Facts::default();
-    let mut profile_names = BTreeMap::new();
-    if let Some(sb) = &world.sandbox {
-        facts.region = sb.seed.region.clone();
-        facts.account = sb.seed.account_id.clone();
-        profile_names = sb.profile_names();
-    }
-    let field_of = |id: &str| {
-        spec.instances
-            .iter()
-            .position(|raw| instance_id(raw).as_deref() == Some(id))
-            .map_or_else(|| "instances".to_string(), |i| format!("instances[{i}]"))
-    };
-    for id in &v.instance_ids {
-        let info = match ports.connect.describe_instance(id).await {
-            Ok(info) => info,
-            Err(e) if e.kind == ErrorKind::NotFound => {
-                facts.problems.push(Problem::new(
-                    field_of(id),
-                    format!("instance {id} does not exist in this account and Region"),
-                    "Use the id of an existing instance (see the Connect console or `aws connect list-instances`).",
-                ));
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if info.status != "ACTIVE" {
-            facts.problems.push(Problem::new(
-                field_of(id),
-                format!("instance {id} is {}, not ACTIVE", info.status),
-                "Wait until the instance is ACTIVE, or remove it from the spec.",
-            ));
-        }
-        let role = info
-            .service_role
-            .as_deref()
-            .filter(|r| r.contains(SLR_MARKER))
-            .map(|arn| arn.rsplit('/').next().unwrap_or(arn).to_string());
-        let Some(role) = role else {
-            facts.problems.push(Problem::new(
-                field_of(id),
-                format!(
-                    "instance {id} ({}) does not use a service-linked role, so third-party \
-                     applications cannot be added to it",
-                    info.alias.as_deref().unwrap_or("no alias")
-                ),
-                "Migrate the instance first (Connect console → account overview → \"Create \
-                 service-linked role\"), or remove it from the spec.",
-            ));
-            facts.instances.insert(
-                id.clone(),
-                InstanceFacts {
-                    alias: info.alias,
-                    role: None,
-                    policy: None,
-                    other_policy_chars: 0,
-                },
-            );
-            continue;
-        };
-        let policy = ports.iam.get_role_policy(&role, POLICY_NAME).await?;
-        let mut other = 0;
-        for name in ports.iam.list_role_policies(&role).await? {
-            if name != POLICY_NAME {
-                if let Some(doc) = ports.iam.get_role_policy(&role, &name).await? {
-                    other += policy::policy_chars(&doc);
-                }
-            }
-        }
-        facts.instances.insert(
-            id.clone(),
-            InstanceFacts {
-                alias: info.alias,
-                role: Some(role),
-                policy,
-                other_policy_chars: other,
-            },
-        );
-    }
-    if let Some(app) = ports.apps.find_application(&v.namespace).await? {
-        facts.problems.push(Problem::new(
-            if spec.namespace.is_some() {
-                "namespace"
-            } else {
-                "accessUrl"
-            },
-            format!(
-                "namespace {} already belongs to application {}",
-                v.namespace, app.arn
-            ),
-            "Choose another namespace (set `namespace`), or offboard the existing application.",
-        ));
-    }
-    for (gi, grant) in v.profile_grants.iter().enumerate() {
-        for (pi, profile) in grant.profile_ids.iter().enumerate() {
-            let field = spec
-                .security_profiles
-                .iter()
-                .enumerate()
-                .find(|(_, g)| instance_id(&g.instance).as_deref() == Some(&grant.instance_id))
-                .and_then(|(i, g)| {
-                    g.profiles
-                        .iter()
-                        .position(|p| profile_id(p).as_deref() == Some(profile))
-                        .map(|k| format!("securityProfiles[{i}].profiles[{k}]"))
-                })
-                .unwrap_or_else(|| format!("securityProfiles[{gi}].profiles[{pi}]"));
-            let apps = match ports
-                .connect
-                .profile_applications(&grant.instance_id, profile)
-                .await
-            {
-                Ok(apps) => apps,
-                Err(e) if e.kind == ErrorKind::NotFound => {
-                    facts.problems.push(Problem::new(
-                        field,
-                        format!(
-                            "security profile {profile} does not exist in instance {}",
-                            grant.instance_id
-                        ),
-                        "Use a profile id of that instance (Connect console → Users → Security profiles).",
-                    ));
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            if apps.len() >= PROFILE_APPLICATION_LIMIT
-                && !apps.iter().any(|a| a.namespace == v.namespace)
-            {
-                facts.problems.push(Problem::new(
-                    field,
-                    format!(
-                        "security profile {profile} already grants {} applications; Connect allows {PROFILE_APPLICATION_LIMIT}",
-                        apps.len()
-                    ),
-                    "Remove an application from the profile or pick another profile.",
-                ));
-            }
-            facts.profiles.insert(
-                (grant.instance_id.clone(), profile.clone()),
-                ProfileFacts {
-                    name: profile_names
-                        .get(&(grant.instance_id.clone(), profile.clone()))
-                        .cloned(),
-                    applications: apps.len(),
-                },
-            );
-        }
-    }
+    let result = inspect(&world, args, spec, v).await;
+    let profile_names = world
+        .sandbox
+        .as_ref()
+        .map(|sb| sb.profile_names())
+        .unwrap_or_default();
     if let Some(sb) = world.sandbox.take() {
         sb.shutdown().await;
     }
-    Ok(facts)
+    Ok(Facts {
+        target: if ctx.sandbox() { "sandbox" } else { "aws" },
+        inspection: result?,
+        profile_names,
+    })
 }
 
-/// The Region and account of the first instance given as an ARN (AWS mode has nothing else
-/// to go on offline).
+/// Preflight's ports on a target: its services (read-only use), the permission simulator and a
+/// page fetcher. Shared with `onboard serve`, whose `POST /preflight` runs the same checks.
+pub fn preflight_ports(world: &World) -> Result<PreflightPorts, CliError> {
+    let fetcher =
+        ReqwestPageFetcher::new(FetchLimits::default()).map_err(|e| CliError::Config {
+            message: e.reason,
+            fix: "Check the system's TLS configuration and retry.".into(),
+        })?;
+    Ok(PreflightPorts {
+        apps: world.ports.apps.clone(),
+        connect: world.ports.connect.clone(),
+        iam: world.ports.iam.clone(),
+        fetcher: Some(Arc::new(fetcher)),
+        simulator: Some(Arc::new(SdkPermissionSimulator::from_config(&world.sdk))),
+    })
+}
+
+async fn inspect(
+    world: &World,
+    args: &PlanArgs,
+    spec: &ApplicationSpec,
+    v: &Validated,
+) -> Result<Inspection, CliError> {
+    let ports = preflight_ports(world)?;
+    let (principal, note) = principal(world, args, spec).await;
+    let mut inspection = preflight::inspect(&ports, v, None, principal.as_deref()).await?;
+    inspection.findings.extend(note);
+    Ok(inspection)
+}
+
+/// Whose permissions to simulate: `--principal`; else on the sandbox (which has no STS) the
+/// spec's requester when it is an ARN, or the seed's first caller; else the identity of the
+/// credentials in use. When it cannot be told, a warning says why the check was skipped.
+async fn principal(
+    world: &World,
+    args: &PlanArgs,
+    spec: &ApplicationSpec,
+) -> (Option<String>, Option<Finding>) {
+    if let Some(p) = &args.principal {
+        return (Some(p.clone()), None);
+    }
+    if let Some(sb) = &world.sandbox {
+        let requester = &spec.requester.principal;
+        if requester.starts_with("arn:") {
+            return (Some(requester.clone()), None);
+        }
+        return (sb.seed.callers.first().map(|c| c.arn.clone()), None);
+    }
+    match onboard_aws::preflight::caller_arn(&world.sdk).await {
+        Ok(arn) if !arn.is_empty() => (Some(arn), None),
+        Ok(_) => (None, None),
+        Err(e) => (
+            None,
+            Some(Finding::warning(
+                "permissions",
+                format!("could not tell who the credentials belong to: {e}"),
+                "Pass --principal ARN (the role or user that will run `onboard apply`) to \
+                 simulate its permissions.",
+            )),
+        ),
+    }
+}
+
+/// The Region and account of the first instance given as an ARN (offline there is nothing
+/// else to go on).
 fn scope_from_arns(spec: &ApplicationSpec) -> (String, String, String) {
     for raw in &spec.instances {
         let parts: Vec<&str> = raw.splitn(6, ':').collect();
@@ -328,20 +244,20 @@ fn scope_from_arns(spec: &ApplicationSpec) -> (String, String, String) {
 }
 
 fn build(spec: &ApplicationSpec, v: &Validated, facts: Option<&Facts>) -> Result<Plan, CliError> {
-    let (partition, region, account) = match facts {
-        Some(f) => ("aws".to_string(), f.region.clone(), f.account.clone()),
-        None => scope_from_arns(spec),
-    };
+    let inspection = facts.map(|f| &f.inspection);
+    let (partition, offline_region, offline_account) = scope_from_arns(spec);
+    let region = inspection
+        .and_then(|i| i.region.clone())
+        .unwrap_or(offline_region);
+    let account = inspection
+        .and_then(|i| i.account.clone())
+        .unwrap_or(offline_account);
     let arn_of =
         |id: &str| format!("arn:{partition}:app-integrations:{region}:{account}:application/{id}");
     let mut statement = policy::app_statement(APP_ID, &arn_of(APP_ID));
     statement["Sid"] = json!("App<application-id-alphanumerics>");
-    let sized = policy::app_statement(APP_ID_SIZED, &arn_of(APP_ID_SIZED));
-    let alias = |id: &str| {
-        facts
-            .and_then(|f| f.instances.get(id))
-            .and_then(|i| i.alias.clone())
-    };
+    let report = |id: &str| inspection.and_then(|i| i.instance(id));
+    let alias = |id: &str| report(id).and_then(|r| r.alias().map(str::to_owned));
     let who = |id: &str| alias(id).unwrap_or_else(|| id.to_string());
 
     let instances = v
@@ -350,17 +266,20 @@ fn build(spec: &ApplicationSpec, v: &Validated, facts: Option<&Facts>) -> Result
         .map(|id| PlanInstance {
             id: id.clone(),
             alias: alias(id),
-            service_linked_role: facts
-                .and_then(|f| f.instances.get(id))
-                .and_then(|i| i.role.clone()),
+            service_linked_role: report(id).and_then(|r| r.role_name.clone()),
         })
         .collect();
 
     let mut slr_policies = Vec::new();
     for id in &v.instance_ids {
-        let known = facts.and_then(|f| f.instances.get(id));
+        let known = report(id);
         let before = known.and_then(|i| i.policy.clone());
-        let after = policy::with_statement(before.as_deref(), &statement)?;
+        let after = match policy::with_statement(before.as_deref(), &statement) {
+            Ok(after) => after,
+            // Preflight reported the malformed policy as a finding; show no diff for it.
+            Err(_) if known.is_some() => String::new(),
+            Err(e) => return Err(e.into()),
+        };
         let pretty = |doc: &str| {
             serde_json::from_str::<Value>(doc)
                 .ok()
@@ -372,38 +291,33 @@ fn build(spec: &ApplicationSpec, v: &Validated, facts: Option<&Facts>) -> Result
             before_pretty.as_ref().map_or("", |(_, p)| p.as_str()),
             after_pretty.as_ref().map_or("", |(_, p)| p.as_str()),
         );
-        let chars_after = match known {
-            Some(i) => {
-                let sized_doc = policy::with_statement(i.policy.as_deref(), &sized)?;
-                Some(i.other_policy_chars + policy::policy_chars(&sized_doc))
-            }
-            None => None,
-        };
         slr_policies.push(PolicyChange {
             instance: id.clone(),
-            role: known.and_then(|i| i.role.clone()),
+            role: known.and_then(|i| i.role_name.clone()),
             policy_name: POLICY_NAME,
             statement: statement.clone(),
             before: before_pretty.map(|(val, _)| val),
             after: after_pretty.map_or(Value::Null, |(val, _)| val),
             diff,
-            inline_policy_chars_after: chars_after,
+            inline_policy_chars_after: known.and_then(|i| i.policy_chars_after),
         });
     }
 
     let mut security_profiles = Vec::new();
     for grant in &v.profile_grants {
         for profile in &grant.profile_ids {
-            let known = facts.and_then(|f| {
-                f.profiles
-                    .get(&(grant.instance_id.clone(), profile.clone()))
+            let key = (grant.instance_id.clone(), profile.clone());
+            let known = inspection.and_then(|i| {
+                i.profiles
+                    .iter()
+                    .find(|p| p.instance == key.0 && p.profile == key.1)
             });
             security_profiles.push(ProfileChange {
                 instance: grant.instance_id.clone(),
                 profile: profile.clone(),
-                name: known.and_then(|p| p.name.clone()),
+                name: facts.and_then(|f| f.profile_names.get(&key).cloned()),
                 add: json!({"Namespace": v.namespace, "ApplicationPermissions": ["ACCESS"]}),
-                applications_before: known.map(|p| p.applications),
+                applications_before: known.and_then(|p| p.applications),
             });
         }
     }
@@ -434,9 +348,13 @@ fn build(spec: &ApplicationSpec, v: &Validated, facts: Option<&Facts>) -> Result
         }
     }
 
+    // Errors first, then warnings, each group in check order.
+    let mut findings: Vec<Finding> = inspection.map(|i| i.findings.clone()).unwrap_or_default();
+    findings.sort_by_key(|f| f.severity != Severity::Error);
     Ok(Plan {
-        valid: true,
-        target: if facts.is_some() { "sandbox" } else { "aws" },
+        valid: !preflight::has_errors(&findings),
+        target: facts.map_or("aws", |f| f.target),
+        checked: facts.is_some(),
         display_name: spec.display_name.clone(),
         namespace: v.namespace.clone(),
         instances,
@@ -444,6 +362,9 @@ fn build(spec: &ApplicationSpec, v: &Validated, facts: Option<&Facts>) -> Result
         slr_policies,
         security_profiles,
         warnings: v.warnings.clone(),
+        findings,
+        permissions_of: inspection.and_then(|i| i.simulated_principal.clone()),
+        embedding: inspection.map(|i| i.embedding.clone()).unwrap_or_default(),
     })
 }
 
@@ -459,7 +380,8 @@ fn describe_step(
 ) -> String {
     match (step, instance) {
         ("validate", _) => "no changes: re-checks the spec, that every instance exists, is ACTIVE and \
-                            uses a service-linked role, that the namespace is free and each profile has room"
+                            uses a service-linked role, that each role's inline policies stay within \
+                            IAM's budget, that the namespace is free and each profile has room"
             .into(),
         ("create_application", _) => format!(
             "CreateApplication \"{}\" namespace {} ({} permission(s), {} approved origin(s)), tagged with the saga id",
@@ -501,10 +423,12 @@ fn describe_step(
 
 fn text(plan: &Plan) -> String {
     let mut s = String::new();
-    let offline = if plan.target == "aws" {
-        " (computed offline; instances are read when the saga runs)"
-    } else {
-        " (checked against the sandbox)"
+    let offline = match (plan.checked, plan.target) {
+        (false, _) => {
+            " (computed offline; instances are read when the saga runs — add --live to check now)"
+        }
+        (true, "sandbox") => " (checked against the sandbox)",
+        (true, _) => " (checked against AWS, read-only)",
     };
     let _ = writeln!(
         s,
@@ -620,9 +544,76 @@ fn text(plan: &Plan) -> String {
         let _ = writeln!(s, "\nWarnings (they do not block onboarding)");
         s.push_str(&render::problems(&plan.warnings));
     }
-    let _ = writeln!(
-        s,
-        "\nNothing was changed. `onboard apply` with the same spec carries this out."
-    );
+    if plan.checked {
+        s.push_str(&findings_text(plan));
+    }
+    if plan.valid {
+        let _ = writeln!(
+            s,
+            "\nNothing was changed. `onboard apply` with the same spec carries this out."
+        );
+    } else {
+        let errors = plan
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count();
+        let _ = writeln!(
+            s,
+            "\nNothing was changed. `onboard apply` would refuse this spec: fix the {errors} \
+             error(s) above first (exit 2)."
+        );
+    }
+    s
+}
+
+/// Every preflight finding, numbered, with severity, evidence and fix; then the framing
+/// verdict per domain and whose permissions were simulated.
+fn findings_text(plan: &Plan) -> String {
+    let mut s = String::new();
+    if plan.findings.is_empty() {
+        let _ = writeln!(s, "\nPreflight: no findings");
+    } else {
+        let errors = plan
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count();
+        let _ = writeln!(
+            s,
+            "\nPreflight findings ({errors} error(s), {} warning(s); errors stop the saga)",
+            plan.findings.len() - errors
+        );
+        for (i, f) in plan.findings.iter().enumerate() {
+            let severity = match f.severity {
+                Severity::Error => "ERROR",
+                Severity::Warning => "WARNING",
+            };
+            let _ = writeln!(s, "  {:>2}. {severity} [{}] {}", i + 1, f.check, f.evidence);
+            let mut lines = f.fix.lines();
+            if let Some(first) = lines.next() {
+                let _ = writeln!(s, "      fix: {first}");
+            }
+            for line in lines {
+                let _ = writeln!(s, "           {line}");
+            }
+        }
+    }
+    match &plan.permissions_of {
+        Some(p) => {
+            let _ = writeln!(s, "  permissions simulated for {p}");
+        }
+        None => {
+            let _ = writeln!(s, "  permissions not simulated");
+        }
+    }
+    for d in &plan.embedding {
+        let word = match d.verdict.decision {
+            preflight::FrameDecision::Allowed => "may iframe",
+            preflight::FrameDecision::Blocked => "cannot iframe",
+            preflight::FrameDecision::Unknown => "may not iframe",
+        };
+        let _ = writeln!(s, "  embedding: {} {word} the access URL", d.domain);
+    }
     s
 }

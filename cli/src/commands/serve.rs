@@ -113,6 +113,9 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<u8, CliError> {
         WebhookConfig::new(secret.as_bytes()),
     );
     api.emf = Emf::discard("api");
+    // POST /preflight runs the saga's checks read-only on the same target, plus permissions
+    // and framing.
+    api.preflight_aws = Some(crate::commands::plan::preflight_ports(&world)?);
     let router = onboard_api::router(Arc::new(api));
 
     // The engine writes through an observed store: every accepted write is a progress line, and

@@ -14,6 +14,7 @@
 //! | `TRUST_PRINCIPAL_HEADER` | no | `true` to accept `X-Onboard-Principal` when the request has no API Gateway identity (local use only; default `false`) |
 //! | `METRICS_NAMESPACE` | no | CloudWatch namespace of the EMF metrics |
 //! | `PREFLIGHT_FETCH` | no | `true` to fetch the spec's access URL in `POST /preflight` and warn when the agent workspace cannot iframe it (default `false`) |
+//! | `PREFLIGHT_AWS` | no | `true` to run the saga's preflight in `POST /preflight` against AWS with the function's role (read-only: DescribeInstance, ListApplications, ListRolePolicies/GetRolePolicy, ListSecurityProfileApplications, and SimulatePrincipalPolicy for the caller) and return `findings` (default `false`) |
 //!
 //! The webhook secret is a plain (KMS-encrypted at rest) environment variable for now; reading
 //! it from Secrets Manager or SSM at init is a drop-in change here.
@@ -89,6 +90,12 @@ pub fn webhooks_from_env(env: &Env) -> Result<WebhookConfig, ConfigError> {
     Ok(WebhookConfig { signature, mapping })
 }
 
+/// Whether `POST /preflight` should read AWS (`PREFLIGHT_AWS`); `main` then builds the ports
+/// from the SDK configuration.
+pub fn preflight_aws_enabled(env: &Env) -> Result<bool, ConfigError> {
+    env.flag("PREFLIGHT_AWS", false)
+}
+
 /// The API over the given store, queue and clock, configured from the environment.
 pub fn api_from_env(
     env: &Env,
@@ -130,5 +137,6 @@ pub fn api_from_env(
         emf: Emf::stdout(&namespace, "api"),
         new_id: Box::new(random_saga_id),
         fetcher,
+        preflight_aws: None,
     })
 }

@@ -6,7 +6,7 @@
 //! | `POST /applications` | validate a spec; 400 problem+json listing every problem, else record + enqueue → 202, `Location` |
 //! | `GET /applications/{id}` | the saga's status page (steps per instance, ARNs, last error, next action) |
 //! | `GET /applications` | list; `?status=`, `?limit=` (1–100, default 20), `?cursor=` |
-//! | `POST /preflight` | dry run: validation, namespace availability, the planned steps (plus framing warnings when a page fetcher is configured); no side effect |
+//! | `POST /preflight` | dry run: validation, namespace availability, the planned steps; with AWS ports the saga's preflight (instances, SLR, budget, namespace, profiles, caller permissions, framing) as `findings`; no side effect |
 //! | `POST /webhooks/{source}` | signed ticket webhooks (`servicenow`, `jira`, `generic`) |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document, generated from these handlers |
 //! | `GET /health` | liveness |
@@ -21,7 +21,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use onboard_core::preflight::PageFetcher;
+use onboard_core::preflight::{PageFetcher, PreflightPorts};
 use onboard_core::service::Onboarding;
 use onboard_lambda_common::Emf;
 use tracing::Instrument;
@@ -56,6 +56,9 @@ pub struct Api {
     /// Fetches the access URL so `POST /preflight` can warn when the agent workspace cannot
     /// iframe it; `None` (the default) skips that check.
     pub fetcher: Option<Arc<dyn PageFetcher>>,
+    /// Read-only AWS ports (and the permission simulator) so `POST /preflight` runs the saga's
+    /// own preflight against the real instances; `None` (the default) keeps it offline.
+    pub preflight_aws: Option<PreflightPorts>,
 }
 
 impl Api {
@@ -75,6 +78,7 @@ impl Api {
             emf: Emf::stdout(onboard_lambda_common::emf::DEFAULT_NAMESPACE, "api"),
             new_id: Box::new(random_saga_id),
             fetcher: None,
+            preflight_aws: None,
         }
     }
 }

@@ -23,12 +23,18 @@ async fn init(env: &Env) -> Result<axum::Router, ConfigError> {
     // Check the rest of the configuration before touching AWS.
     onboard_api::config::webhooks_from_env(env)?;
     let sdk = clients::sdk_config().await;
-    let api = api_from_env(
+    let mut api = api_from_env(
         env,
         clients::saga_store(&sdk, &table),
         clients::saga_queue(&sdk, &queue_url),
         Arc::new(SystemClock),
     )?;
+    if onboard_api::config::preflight_aws_enabled(env)? {
+        api.preflight_aws = Some(onboard_aws::preflight::preflight_ports(
+            &sdk,
+            onboard_aws::ConnectRate::default(),
+        ));
+    }
     Ok(onboard_api::router(Arc::new(api)))
 }
 

@@ -37,6 +37,8 @@ pub enum Kind {
     TooLarge,
     /// 503: the saga store failed.
     Unavailable,
+    /// 503: an AWS service preflight reads throttled or failed transiently.
+    AwsUnavailable,
 }
 
 impl Kind {
@@ -54,6 +56,7 @@ impl Kind {
             Kind::WrongState => "urn:connect-onboarding:problem:wrong-state",
             Kind::TooLarge => "urn:connect-onboarding:problem:payload-too-large",
             Kind::Unavailable => "urn:connect-onboarding:problem:store-unavailable",
+            Kind::AwsUnavailable => "urn:connect-onboarding:problem:aws-unavailable",
         }
     }
 
@@ -70,6 +73,7 @@ impl Kind {
             Kind::WrongState => "The saga is not in a state this request applies to",
             Kind::TooLarge => "The request body is too large",
             Kind::Unavailable => "The saga store is unavailable",
+            Kind::AwsUnavailable => "An AWS service did not answer in time",
         }
     }
 
@@ -83,7 +87,7 @@ impl Kind {
             | Kind::NamespaceBusy
             | Kind::WrongState => StatusCode::CONFLICT,
             Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Unavailable | Kind::AwsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

@@ -9,13 +9,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use onboard_core::error::ErrorInfo;
 use onboard_core::idempotency::SubmitError;
 use onboard_core::onboard;
-use onboard_core::preflight::{self, PageFetcher};
+use onboard_core::preflight::{self, Finding, PageFetcher, PreflightPorts};
 use onboard_core::record::{SagaRecord, SagaStatus};
 use onboard_core::service::{RedriveFailure, SubmitFailure};
 use onboard_core::spec::{parse_spec, ApplicationSpec, RequestSource};
 use onboard_core::store::StoreError;
+use onboard_core::validation::Validated;
 use onboard_core::validation::{Problem, ValidationErrors};
 use onboard_lambda_common::Metric;
 use serde::{Deserialize, Serialize};
@@ -159,6 +161,10 @@ pub struct Preflight {
     pub warnings: Vec<FieldProblem>,
     /// The saga's steps in order, one per instance for fan-out steps.
     pub plan: Vec<PlannedStep>,
+    /// The saga's preflight against AWS (when the API has AWS ports, `PREFLIGHT_AWS=true`):
+    /// `{severity: ERROR|WARNING, check, evidence, fix}` per finding; an error makes `ok` false.
+    #[schema(value_type = Vec<Object>)]
+    pub findings: Vec<Finding>,
 }
 
 /// Liveness.
@@ -543,9 +549,13 @@ pub async fn list(
     run.await.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// Dry run: validation, namespace availability and the planned steps. Records nothing and
-/// calls no AWS API. When the API has a page fetcher (`PREFLIGHT_FETCH=true`), the access URL
-/// is fetched (no credentials sent) and framing problems are added to `warnings`.
+/// Dry run: validation, namespace availability and the planned steps. Records nothing. When the
+/// API has AWS ports (`PREFLIGHT_AWS=true`) it runs the saga's own preflight read-only — every
+/// instance exists, is ACTIVE and uses a service-linked role, the SLR policy budget, the
+/// namespace, the requested profiles, the caller's permissions (simulated) and, with a page
+/// fetcher, framing per instance domain — and returns each finding in `findings`. Without them
+/// it calls no AWS API, and a page fetcher (`PREFLIGHT_FETCH=true`) checks framing against a
+/// placeholder alias, as `warnings`.
 #[utoipa::path(
     post,
     path = "/preflight",
@@ -555,6 +565,7 @@ pub async fn list(
         (status = 200, description = "The findings and the plan (`ok` says whether a submission would be accepted)", body = Preflight),
         (status = 401, description = "No authenticated principal", body = ApiProblem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = ApiProblem, content_type = "application/problem+json"),
+        (status = 503, description = "AWS throttled or failed a preflight read; retry", body = ApiProblem, content_type = "application/problem+json"),
     )
 )]
 pub async fn preflight(
@@ -574,6 +585,7 @@ pub async fn preflight(
             problems: Vec::new(),
             warnings: Vec::new(),
             plan: Vec::new(),
+            findings: Vec::new(),
         };
         let validated = match validated {
             Ok(v) => v,
@@ -607,7 +619,11 @@ pub async fn preflight(
             Ok(None) => {}
             Err(e) => return Err(ApiProblem::store(e).into()),
         }
-        if let Some(fetcher) = &api.fetcher {
+        if let Some(aws) = &api.preflight_aws {
+            out.findings = aws_findings(aws, api.fetcher.as_ref(), &validated, &principal)
+                .await
+                .map_err(|e| Box::new(aws_unavailable(&e)))?;
+        } else if let Some(fetcher) = &api.fetcher {
             out.warnings
                 .extend(embedding_warnings(fetcher.as_ref(), &validated.spec.access_url).await);
         }
@@ -622,10 +638,41 @@ pub async fn preflight(
                 })
                 .collect();
         }
-        out.ok = out.problems.is_empty();
+        out.ok = out.problems.is_empty() && !preflight::has_errors(&out.findings);
         Ok::<_, Box<ApiProblem>>(Json(out).into_response())
     };
     run.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The core's preflight over the API's AWS ports, framing checked against the instances' real
+/// domains when a page fetcher is configured; permissions are simulated for the caller's
+/// principal (an assumed-role session is mapped to its role). Errors first.
+async fn aws_findings(
+    aws: &PreflightPorts,
+    fetcher: Option<&Arc<dyn PageFetcher>>,
+    validated: &Validated,
+    principal: &str,
+) -> Result<Vec<Finding>, ErrorInfo> {
+    let mut ports = aws.clone();
+    if ports.fetcher.is_none() {
+        ports.fetcher = fetcher.cloned();
+    }
+    let inspection = preflight::inspect(&ports, validated, None, Some(principal)).await?;
+    let mut findings = inspection.findings;
+    findings.sort_by_key(|f| f.severity != preflight::Severity::Error);
+    Ok(findings)
+}
+
+/// 503 for a retryable AWS failure during preflight: nothing was decided, ask to retry.
+fn aws_unavailable(e: &ErrorInfo) -> ApiProblem {
+    tracing::warn!(error = %e, "preflight read failed transiently");
+    let mut p = ApiProblem::new(
+        Kind::AwsUnavailable,
+        format!("preflight could not finish reading AWS: {e}"),
+    )
+    .fix("Retry the request in a few seconds.");
+    p.retry_after_seconds = Some(5);
+    p
 }
 
 /// The instance alias preflight checks framing against: the API does not call Connect, so it

@@ -11,6 +11,7 @@ pub mod dynamodb_store;
 pub mod iam;
 pub mod page_fetcher;
 pub mod permission_simulator;
+pub mod preflight;
 pub mod sdk_errors;
 pub mod sqs_queue;
 

@@ -49,11 +49,34 @@ fn fail(reason: impl Into<String>) -> FetchError {
 
 impl ReqwestPageFetcher {
     pub fn new(limits: FetchLimits) -> Result<Self, FetchError> {
-        let client = reqwest::Client::builder()
+        Self::build(limits, None)
+    }
+
+    /// A fetcher that also trusts `root_pem` (PEM certificates) besides the system's roots.
+    /// For tests against a local HTTPS server with a self-signed certificate; production uses
+    /// [`ReqwestPageFetcher::new`].
+    pub fn with_extra_roots(limits: FetchLimits, root_pem: &[u8]) -> Result<Self, FetchError> {
+        let roots = reqwest::Certificate::from_pem_bundle(root_pem)
+            .map_err(|e| fail(format!("cannot read the extra root certificates: {e}")))?;
+        if roots.is_empty() {
+            return Err(fail("no PEM certificate found among the extra roots"));
+        }
+        Self::build(limits, Some(roots))
+    }
+
+    fn build(
+        limits: FetchLimits,
+        extra_roots: Option<Vec<reqwest::Certificate>>,
+    ) -> Result<Self, FetchError> {
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(limits.timeout)
             .connect_timeout(limits.timeout)
-            .no_proxy()
+            .no_proxy();
+        if let Some(roots) = extra_roots {
+            builder = builder.tls_certs_merge(roots);
+        }
+        let client = builder
             .build()
             .map_err(|e| fail(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self { client, limits })

@@ -19,6 +19,11 @@ impl SdkPermissionSimulator {
     pub fn new(client: Client) -> Self {
         Self { client }
     }
+
+    /// A simulator on a new IAM client from the shared SDK configuration.
+    pub fn from_config(sdk: &aws_config::SdkConfig) -> Self {
+        Self::new(Client::new(sdk))
+    }
 }
 
 fn decision(d: &PolicyEvaluationDecisionType) -> Decision {

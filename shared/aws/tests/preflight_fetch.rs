@@ -1,5 +1,6 @@
-//! The embedding check end to end: the reqwest fetcher against a local HTTP server serving
-//! real-world framing header variants, redirects, slow and huge responses.
+//! The embedding check end to end: the reqwest fetcher against a local HTTP server and a local
+//! HTTPS server (a throwaway CA made with rcgen, served with rustls) serving real-world framing
+//! header variants, redirects, slow and huge responses.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, Mutex};
@@ -128,9 +129,8 @@ fn redirect(to: &str) -> Response<Body> {
         .unwrap()
 }
 
-async fn serve() -> (String, Seen) {
-    let seen: Seen = Arc::default();
-    let app = Router::new()
+fn app(seen: Seen) -> Router {
+    Router::new()
         .route("/p/{name}", get(page))
         .route("/hop1", get(|| async { redirect("/hop2") }))
         .route("/hop2", get(|| async { redirect("/p/self") }))
@@ -153,13 +153,92 @@ async fn serve() -> (String, Seen) {
                     .unwrap()
             }),
         )
-        .with_state(seen.clone());
+        .with_state(seen)
+}
+
+async fn serve() -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let app = app(seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
     });
     (format!("http://{addr}"), seen)
+}
+
+/// A TCP listener that completes a TLS handshake before handing the connection to axum.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            // A client that refuses the certificate fails its handshake: serve the next one.
+            if let Ok(tls) = self.acceptor.accept(stream).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// A fresh CA and a server certificate it signed for `localhost` and `127.0.0.1`: returns the
+/// CA's PEM (what the client trusts) and the server's rustls configuration.
+fn test_pki() -> (String, tokio_rustls::rustls::ServerConfig) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    use tokio_rustls::rustls;
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "onboard preflight test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![leaf.der().clone()], key)
+    .unwrap();
+    (ca_cert.pem(), config)
+}
+
+/// The same routes over HTTPS; returns the base URL and the CA certificate to trust.
+async fn serve_tls() -> (String, String, Seen) {
+    let seen: Seen = Arc::default();
+    let app = app(seen.clone());
+    let (ca_pem, config) = test_pki();
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let listener = TlsListener {
+        tcp,
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+    };
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (format!("https://{addr}"), ca_pem, seen)
 }
 
 fn fetcher(timeout: Duration) -> ReqwestPageFetcher {
@@ -171,14 +250,13 @@ fn fetcher(timeout: Duration) -> ReqwestPageFetcher {
     .unwrap()
 }
 
-#[tokio::test]
-async fn every_header_variant_is_decided_per_instance_domain() {
-    let (base, seen) = serve().await;
-    let f = fetcher(Duration::from_secs(5));
+/// Every variant at `base` decided as expected for both domains of `demo-east`, without a
+/// credential or cookie ever sent.
+async fn assert_every_variant(f: &ReqwestPageFetcher, base: &str, seen: &Seen) {
     let domains = instance_domains("demo-east");
     for (name, _, expected) in VARIANTS {
         let url = format!("{base}/p/{name}");
-        let (findings, verdicts) = check_embedding(&f, &url, &domains).await;
+        let (findings, verdicts) = check_embedding(f, &url, &domains).await;
         assert_eq!(verdicts.len(), 2);
         let (domain, verdict) = &verdicts[0];
         assert_eq!(domain, "https://demo-east.my.connect.aws");
@@ -203,7 +281,7 @@ async fn every_header_variant_is_decided_per_instance_domain() {
         }
     }
     // The exact-origin policy allows the new domain but not the old one.
-    let (findings, verdicts) = check_embedding(&f, &format!("{base}/p/exact"), &domains).await;
+    let (findings, verdicts) = check_embedding(f, &format!("{base}/p/exact"), &domains).await;
     assert_eq!(verdicts[1].1.decision, FrameDecision::Blocked);
     assert_eq!(findings.len(), 1);
     assert!(findings[0]
@@ -211,11 +289,75 @@ async fn every_header_variant_is_decided_per_instance_domain() {
         .contains("frame-ancestors https://demo-east.awsapps.com"));
 
     // No credentials or cookies were ever sent.
-    for headers in seen.lock().unwrap().iter() {
+    let seen = seen.lock().unwrap();
+    assert!(seen.len() > VARIANTS.len());
+    for headers in seen.iter() {
         assert!(headers.get("authorization").is_none());
         assert!(headers.get("cookie").is_none());
         assert!(headers.get("proxy-authorization").is_none());
     }
+}
+
+#[tokio::test]
+async fn every_header_variant_is_decided_per_instance_domain() {
+    let (base, seen) = serve().await;
+    assert_every_variant(&fetcher(Duration::from_secs(5)), &base, &seen).await;
+}
+
+fn tls_fetcher(ca_pem: &str) -> ReqwestPageFetcher {
+    ReqwestPageFetcher::with_extra_roots(
+        FetchLimits {
+            max_redirects: 3,
+            timeout: Duration::from_secs(5),
+            max_body_bytes: 64 * 1024,
+        },
+        ca_pem.as_bytes(),
+    )
+    .unwrap()
+}
+
+/// The same variants over HTTPS (the scheme real access URLs use), by IP and by host name.
+#[tokio::test]
+async fn every_header_variant_is_decided_over_https() {
+    let (base, ca_pem, seen) = serve_tls().await;
+    let f = tls_fetcher(&ca_pem);
+    assert_every_variant(&f, &base, &seen).await;
+    let by_name = base.replace("127.0.0.1", "localhost");
+    let got = f.fetch_headers(&format!("{by_name}/p/deny")).await.unwrap();
+    assert_eq!(got.status, 200);
+    assert!(got.final_url.starts_with("https://localhost:"));
+    // Redirects stay on HTTPS and are bounded the same way.
+    let got = f.fetch_headers(&format!("{base}/hop1")).await.unwrap();
+    assert_eq!(got.final_url, format!("{base}/p/self"));
+    assert_eq!(got.redirects.len(), 2);
+}
+
+/// Without the test CA the certificate is not trusted: the fetch fails (an "unknown" verdict
+/// upstream), it is never silently accepted.
+#[tokio::test]
+async fn an_untrusted_certificate_is_a_fetch_error() {
+    let (base, _, seen) = serve_tls().await;
+    let err = fetcher(Duration::from_secs(5))
+        .fetch_headers(&format!("{base}/p/none"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.reason.to_ascii_lowercase().contains("certificate"),
+        "{err}"
+    );
+    assert!(seen.lock().unwrap().is_empty(), "no request got through");
+    let (findings, verdicts) = check_embedding(
+        &fetcher(Duration::from_secs(5)),
+        &format!("{base}/p/none"),
+        &instance_domains("demo-east"),
+    )
+    .await;
+    assert_eq!(findings.len(), 1);
+    assert_eq!(findings[0].severity, Severity::Warning);
+    assert!(verdicts
+        .iter()
+        .all(|(_, v)| v.decision == FrameDecision::Unknown));
+    assert!(ReqwestPageFetcher::with_extra_roots(FetchLimits::default(), b"not a pem").is_err());
 }
 
 #[tokio::test]

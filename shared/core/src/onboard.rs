@@ -183,6 +183,9 @@ pub struct ValidateOutput {
     /// behind by an earlier application): rollback must leave those entries alone.
     #[serde(default)]
     pub preexisting_grants: Vec<(String, String)>,
+    /// Preflight's warnings (they do not stop the saga), recorded for the status page.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<preflight::Finding>,
 }
 
 fn instance_facts(node: &NodeCtx, instance: &str) -> Result<InstanceFacts, ErrorInfo> {
@@ -215,112 +218,47 @@ async fn our_application(
         }))
 }
 
-/// No side effects: the spec's rules, every instance exists, is active and uses an SLR, the
-/// namespace is free (or ours), and each requested security profile has room.
+/// No side effects: the spec's rules and every preflight check over the ports
+/// ([`preflight::inspect`]): every instance exists, is ACTIVE and uses an SLR, adding the
+/// statement keeps each SLR within IAM's inline-policy budget, the namespace is free (or ours),
+/// and each requested security profile exists and has room. Any error finding refuses the spec
+/// with every finding's evidence and fix; warnings are recorded in the output; a retryable
+/// failure to read is returned as is, so the engine retries the step.
 struct ValidateStep;
 
 #[async_trait]
 impl StepAction<OnboardPorts> for ValidateStep {
     async fn run(&self, ports: &OnboardPorts, node: &NodeCtx) -> Result<Value, StepError> {
         let v = validated(node)?;
-        let mut problems = Vec::new();
-        let mut instances = BTreeMap::new();
-        let mut preexisting_grants = Vec::new();
-        for id in &v.instance_ids {
-            let info = match ports.connect.describe_instance(id).await {
-                Ok(info) => info,
-                Err(e) if e.kind == ErrorKind::NotFound => {
-                    problems.push(format!(
-                        "instance {id} does not exist in this account and Region"
-                    ));
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            if info.status != "ACTIVE" {
-                problems.push(format!("instance {id} is {}, not ACTIVE", info.status));
-            }
-            match info
-                .service_role
-                .as_deref()
-                .filter(|r| r.contains(preflight::SLR_MARKER))
-            {
-                Some(role_arn) => {
-                    let role_name = preflight::role_name(role_arn).to_string();
-                    instances.insert(
-                        id.clone(),
-                        InstanceFacts {
-                            arn: info.arn,
-                            alias: info.alias,
-                            role_name,
-                        },
-                    );
-                }
-                None => problems.push(format!(
-                    "instance {id} does not use a service-linked role (ServiceRole is {}); \
-                     third-party applications can only be added to instances with one — migrate \
-                     it first: in the Connect console's account overview choose \"Create \
-                     service-linked role\"",
-                    info.service_role.as_deref().unwrap_or("empty")
-                )),
-            }
+        let preflight_ports = preflight::PreflightPorts::new(
+            ports.apps.clone(),
+            ports.connect.clone(),
+            ports.iam.clone(),
+        );
+        let inspection =
+            preflight::inspect(&preflight_ports, &v, Some(&node.saga_id), None).await?;
+        if inspection.has_errors() {
+            return Err(refusal(&inspection));
         }
-        if let Some(app) = ports.apps.find_application(&v.namespace).await? {
-            if app.tags.get(SAGA_TAG) != Some(&node.saga_id) {
-                return Err(ErrorInfo::new(
-                    ErrorKind::Conflict,
-                    "NamespaceTaken",
-                    format!(
-                        "namespace {} already belongs to application {}",
-                        v.namespace, app.arn
-                    ),
-                )
-                .with_fix(
-                    "Choose another namespace, or offboard or adopt the existing application.",
-                ));
-            }
-        }
-        for grant in &v.profile_grants {
-            for profile in &grant.profile_ids {
-                let apps = match ports
-                    .connect
-                    .profile_applications(&grant.instance_id, profile)
-                    .await
-                {
-                    Ok(apps) => apps,
-                    Err(e) if e.kind == ErrorKind::NotFound => {
-                        problems.push(format!(
-                            "security profile {profile} does not exist in instance {}",
-                            grant.instance_id
-                        ));
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                };
-                let ours = apps.iter().any(|a| a.namespace == v.namespace);
-                if ours {
-                    preexisting_grants.push((grant.instance_id.clone(), profile.clone()));
-                }
-                if !ours && apps.len() >= PROFILE_APPLICATION_LIMIT {
-                    problems.push(format!(
-                        "security profile {profile} in instance {} already grants {} applications, \
-                         Connect's limit is {PROFILE_APPLICATION_LIMIT}; remove one from it or pick \
-                         another profile",
-                        grant.instance_id,
-                        apps.len()
-                    ));
-                }
-            }
-        }
-        if !problems.is_empty() {
-            return Err(
-                ErrorInfo::new(ErrorKind::Invalid, "PreflightFailed", problems.join("; "))
-                    .with_fix("Fix each listed problem."),
-            );
-        }
+        let instances = inspection
+            .instances
+            .iter()
+            .filter_map(|i| {
+                let info = i.info.as_ref()?;
+                Some((
+                    i.id.clone(),
+                    InstanceFacts {
+                        arn: info.arn.clone(),
+                        alias: info.alias.clone(),
+                        role_name: i.role_name.clone()?,
+                    },
+                ))
+            })
+            .collect();
         encode(&ValidateOutput {
             instances,
-            preexisting_grants,
+            preexisting_grants: inspection.preexisting_grants(),
+            warnings: inspection.warnings().cloned().collect(),
         })
     }
 
@@ -332,6 +270,46 @@ impl StepAction<OnboardPorts> for ValidateStep {
     ) -> Result<(), StepError> {
         Ok(())
     }
+}
+
+/// The terminal error for a spec preflight refuses, carrying every error finding's evidence
+/// (the message) and fix. A taken namespace keeps its own code (`Conflict`/`NamespaceTaken`); a
+/// refusal made only of calls that failed (denied, invalid) keeps the service's kind and code;
+/// one made only of budget overflows is `QuotaExceeded`/`PolicyBudgetExceeded`; anything else
+/// is `Invalid`/`PreflightFailed`.
+fn refusal(inspection: &preflight::Inspection) -> ErrorInfo {
+    let errors: Vec<&preflight::Finding> = inspection.errors().collect();
+    let (kind, code) = if inspection.namespace_taken() {
+        (ErrorKind::Conflict, "NamespaceTaken")
+    } else if let Some(call) = inspection
+        .call_errors
+        .first()
+        .filter(|_| inspection.call_errors.len() == errors.len())
+    {
+        (call.kind, call.code.as_str())
+    } else if errors.iter().all(|f| f.check == "policy-budget")
+        && inspection.instances.iter().any(|i| i.over_budget())
+    {
+        (ErrorKind::QuotaExceeded, "PolicyBudgetExceeded")
+    } else {
+        (ErrorKind::Invalid, "PreflightFailed")
+    };
+    let numbered = |text: Vec<&str>| -> String {
+        if text.len() == 1 {
+            return text[0].to_owned();
+        }
+        text.iter()
+            .enumerate()
+            .map(|(i, t)| format!("({}) {t}", i + 1))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    ErrorInfo::new(
+        kind,
+        code,
+        numbered(errors.iter().map(|f| f.evidence.as_str()).collect()),
+    )
+    .with_fix(numbered(errors.iter().map(|f| f.fix.as_str()).collect()))
 }
 
 /// CreateApplication with a ClientToken derived from the saga id and our tag; adopts the

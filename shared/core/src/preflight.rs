@@ -5,9 +5,14 @@
 //! * [`evaluate_framing`]: the pure Content-Security-Policy `frame-ancestors` /
 //!   `X-Frame-Options` evaluator (CSP3 source matching, HTML's X-Frame-Options algorithm).
 //! * [`check_embedding`], [`check_instance`], [`check_namespace`], [`check_policy_budget`] and
-//!   [`check_permissions`]: checks over the ports. The HTTP fetch ([`PageFetcher`]) and the IAM
-//!   simulation ([`PermissionSimulator`]) are ports here so the core stays free of HTTP clients
-//!   and SDKs; adapters live in `onboard-aws`.
+//!   [`check_permissions`]: checks over the ports, each built on a pure function of what the
+//!   ports returned ([`instance_findings`], [`namespace_findings`], [`predict_budget`],
+//!   [`permission_findings`]).
+//! * [`inspect`]: the one gathering routine the saga's `validate` step, `POST /preflight` and
+//!   `onboard plan` share, so each check is defined once.
+//!
+//! The HTTP fetch ([`PageFetcher`]) and the IAM simulation ([`PermissionSimulator`]) are ports
+//! here so the core stays free of HTTP clients and SDKs; adapters live in `onboard-aws`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,7 +23,13 @@ use serde_json::{json, Value};
 use crate::error::{ErrorInfo, ErrorKind};
 use crate::onboard::SAGA_TAG;
 use crate::policy::{self, INLINE_POLICY_BUDGET};
-use crate::ports::{AppIntegrationsPort, ConnectPort, IamPort, InstanceInfo};
+use crate::ports::{AppIntegrationsPort, ApplicationInfo, ConnectPort, IamPort, InstanceInfo};
+
+mod inspect;
+pub use inspect::{
+    inspect, DomainVerdict, Inspection, InstanceReport, NamespaceOwner, PreflightPorts,
+    ProfileReport,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Findings
@@ -524,59 +535,65 @@ pub fn role_name(role_arn: &str) -> &str {
 }
 
 /// Instance exists, is ACTIVE, uses a service-linked role, and its domains are known. Returns
-/// the instance when it could be described.
+/// the instance when it could be described. Any failure to describe it is a finding here;
+/// [`inspect`] instead returns retryable failures as errors so a saga can retry them.
 pub async fn check_instance(
     connect: &dyn ConnectPort,
     instance_id: &str,
 ) -> (Vec<Finding>, Option<InstanceInfo>) {
-    let info = match connect.describe_instance(instance_id).await {
-        Ok(info) => info,
-        Err(e) if e.kind == ErrorKind::NotFound => {
-            return (
-                vec![Finding::error(
-                    "instance",
-                    format!(
-                        "Connect instance {instance_id} was not found: {}",
-                        e.message
-                    ),
-                    "Check the instance id and the Region/account you are onboarding into.",
-                )],
-                None,
-            )
-        }
-        Err(e) => {
-            return (
-                vec![Finding::error(
-                    "instance",
-                    format!("DescribeInstance {instance_id} failed: {e}"),
-                    e.fix.clone().unwrap_or_else(|| {
-                        "Make sure the caller may call connect:DescribeInstance and retry.".into()
-                    }),
-                )],
-                None,
-            )
-        }
-    };
+    match connect.describe_instance(instance_id).await {
+        Ok(info) => (instance_findings(instance_id, &info), Some(info)),
+        Err(e) => (vec![describe_failure(instance_id, &e)], None),
+    }
+}
+
+/// The finding for an instance that could not be described (not found, denied, ...).
+pub fn describe_failure(instance_id: &str, e: &ErrorInfo) -> Finding {
+    if e.kind == ErrorKind::NotFound {
+        return Finding::error(
+            "instance",
+            format!(
+                "Connect instance {instance_id} was not found: {}",
+                e.message
+            ),
+            "Check the instance id and the Region/account you are onboarding into.",
+        );
+    }
+    Finding::error(
+        "instance",
+        format!("DescribeInstance {instance_id} failed: {e}"),
+        e.fix.clone().unwrap_or_else(|| {
+            "Make sure the caller may call connect:DescribeInstance and retry.".into()
+        }),
+    )
+}
+
+/// What is wrong with a described instance: not ACTIVE, no service-linked role, no alias.
+pub fn instance_findings(instance_id: &str, info: &InstanceInfo) -> Vec<Finding> {
     let mut findings = Vec::new();
     if info.status != "ACTIVE" {
         findings.push(Finding::error(
             "instance",
-            format!("instance {instance_id} has status {}", info.status),
+            format!(
+                "instance {instance_id} has status {}, not ACTIVE",
+                info.status
+            ),
             "Wait until the instance is ACTIVE (or pick an active instance) and retry.",
         ));
     }
-    match &info.service_role {
-        Some(role) if role.contains(SLR_MARKER) => {}
-        other => findings.push(Finding::error(
+    if slr_of(info).is_none() {
+        findings.push(Finding::error(
             "instance",
             format!(
-                "instance {instance_id} does not use a service-linked role (ServiceRole: {})",
-                other.as_deref().unwrap_or("none")
+                "instance {instance_id} does not use a service-linked role (ServiceRole: {}); \
+                 third-party applications can only be added to instances with one, so it must \
+                 be migrated first",
+                info.service_role.as_deref().unwrap_or("none")
             ),
-            "Third-party apps can only be added to instances that use the Amazon Connect \
-             service-linked role: in the Amazon Connect console open the instance's account \
-             overview and choose \"Create service-linked role\", then retry.",
-        )),
+            "Migrate the instance to the Amazon Connect service-linked role: in the Amazon \
+             Connect console open the instance's account overview and choose \"Create \
+             service-linked role\", then retry (or remove the instance from the spec).",
+        ));
     }
     if info.alias.as_deref().is_none_or(str::is_empty) {
         findings.push(Finding::warning(
@@ -585,7 +602,14 @@ pub async fn check_instance(
             "Embedding cannot be checked for this instance; open the app in its agent workspace to check it.",
         ));
     }
-    (findings, Some(info))
+    findings
+}
+
+/// The instance's service-linked-role ARN, when `ServiceRole` is the Connect SLR.
+pub fn slr_of(info: &InstanceInfo) -> Option<&str> {
+    info.service_role
+        .as_deref()
+        .filter(|r| r.contains(SLR_MARKER))
 }
 
 /// The namespace is free, or owned by the application this same saga created.
@@ -595,13 +619,24 @@ pub async fn check_namespace(
     saga_id: Option<&str>,
 ) -> Vec<Finding> {
     match apps.find_application(namespace).await {
-        Ok(None) => Vec::new(),
-        Ok(Some(app))
-            if saga_id.is_some() && app.tags.get(SAGA_TAG).map(String::as_str) == saga_id =>
-        {
-            Vec::new()
-        }
-        Ok(Some(app)) => vec![Finding::error(
+        Ok(owner) => namespace_findings(namespace, owner.as_ref(), saga_id),
+        Err(e) => vec![namespace_failure(namespace, &e)],
+    }
+}
+
+/// Whether `app` was created by saga `saga_id` (our tag on it).
+pub fn owned_by(app: &ApplicationInfo, saga_id: Option<&str>) -> bool {
+    saga_id.is_some() && app.tags.get(SAGA_TAG).map(String::as_str) == saga_id
+}
+
+/// The finding for a namespace owned by another application (none when free or ours).
+pub fn namespace_findings(
+    namespace: &str,
+    owner: Option<&ApplicationInfo>,
+    saga_id: Option<&str>,
+) -> Vec<Finding> {
+    match owner {
+        Some(app) if !owned_by(app, saga_id) => vec![Finding::error(
             "namespace",
             format!(
                 "namespace {namespace} is already used by application {} ({})",
@@ -610,14 +645,19 @@ pub async fn check_namespace(
             "Namespaces are unique and cannot be changed: choose another namespace, or update \
              or delete the existing application.",
         )],
-        Err(e) => vec![Finding::error(
-            "namespace",
-            format!("could not check namespace {namespace}: {e}"),
-            e.fix.clone().unwrap_or_else(|| {
-                "Make sure the caller may list AppIntegrations applications and retry.".into()
-            }),
-        )],
+        _ => Vec::new(),
     }
+}
+
+/// The finding for a namespace that could not be looked up.
+pub fn namespace_failure(namespace: &str, e: &ErrorInfo) -> Finding {
+    Finding::error(
+        "namespace",
+        format!("could not check namespace {namespace}: {e}"),
+        e.fix.clone().unwrap_or_else(|| {
+            "Make sure the caller may list AppIntegrations applications and retry.".into()
+        }),
+    )
 }
 
 /// Decide, per agent-workspace domain, whether the app at `access_url` can be iframed.
@@ -701,34 +741,61 @@ pub async fn check_policy_budget(
     region: &str,
     account: &str,
 ) -> Vec<Finding> {
+    match policy::inline_usage(iam, role).await {
+        Ok(usage) => predict_budget(role, &usage, region, account).findings,
+        Err(e) => vec![budget_failure(role, &e)],
+    }
+}
+
+/// The finding for a role whose inline policies could not be read.
+pub fn budget_failure(role: &str, e: &ErrorInfo) -> Finding {
+    Finding::error(
+        "policy-budget",
+        format!("could not read the inline policies of role {role}: {e}"),
+        e.fix.clone().unwrap_or_else(|| {
+            "Make sure the caller may call iam:ListRolePolicies and iam:GetRolePolicy on the role and retry.".into()
+        }),
+    )
+}
+
+/// The budget before and after adding this application's statement to one role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetPrediction {
+    /// Characters the role's inline policies use now (whitespace excluded).
+    pub current: usize,
+    /// ... and once the statement is added; `None` when our policy cannot be edited.
+    pub after: Option<usize>,
+    /// An error when `after` exceeds [`INLINE_POLICY_BUDGET`] or the policy is malformed.
+    pub findings: Vec<Finding>,
+}
+
+/// Predict the budget from the role's inline policies as [`policy::inline_usage`] read them,
+/// with a statement of exactly the size the saga will write (a UUID-long placeholder id).
+pub fn predict_budget(
+    role: &str,
+    usage: &policy::InlineUsage,
+    region: &str,
+    account: &str,
+) -> BudgetPrediction {
     let arn =
         format!("arn:aws:app-integrations:{region}:{account}:application/{PLACEHOLDER_APP_ID}");
     let statement = policy::app_statement(PLACEHOLDER_APP_ID, &arn);
-    let failed = |e: ErrorInfo| {
-        vec![Finding::error(
-            "policy-budget",
-            format!("could not read the inline policies of role {role}: {e}"),
-            e.fix.clone().unwrap_or_else(|| {
-                "Make sure the caller may call iam:ListRolePolicies and iam:GetRolePolicy on the role and retry.".into()
-            }),
-        )]
-    };
-    let usage = match policy::inline_usage(iam, role).await {
-        Ok(u) => u,
-        Err(e) => return failed(e),
-    };
     let current = usage.others + usage.ours.as_deref().map_or(0, policy::policy_chars);
     let after = match policy::with_statement(usage.ours.as_deref(), &statement) {
         Ok(doc) => usage.total_with(&doc),
         Err(e) => {
-            return vec![Finding::error(
-                "policy-budget",
-                format!("role {role}: {}", e.message),
-                e.fix.unwrap_or_default(),
-            )]
+            return BudgetPrediction {
+                current,
+                after: None,
+                findings: vec![Finding::error(
+                    "policy-budget",
+                    format!("role {role}: {}", e.message),
+                    e.fix.unwrap_or_default(),
+                )],
+            }
         }
     };
-    if after > INLINE_POLICY_BUDGET {
+    let findings = if after > INLINE_POLICY_BUDGET {
         vec![Finding::error(
             "policy-budget",
             format!(
@@ -743,6 +810,11 @@ pub async fn check_policy_budget(
         )]
     } else {
         Vec::new()
+    };
+    BudgetPrediction {
+        current,
+        after: Some(after),
+        findings,
     }
 }
 
@@ -851,17 +923,75 @@ pub async fn check_permissions(
     plan: &PermissionPlan,
 ) -> Vec<Finding> {
     let requests = required_actions(plan);
-    let results = match simulator.simulate(principal_arn, &requests).await {
-        Ok(r) => r,
-        Err(e) => {
-            return vec![Finding::warning(
-                "permissions",
-                format!("could not simulate the permissions of {principal_arn}: {e}"),
-                "Allow the caller iam:SimulatePrincipalPolicy on itself to get this check, or \
-                 compare its policy by hand with the actions in the admin guide's \"Required \
-                 IAM permissions\".",
-            )]
+    permission_findings(
+        principal_arn,
+        simulator.simulate(principal_arn, &requests).await,
+    )
+}
+
+/// The IAM principal to simulate for a caller's ARN. An STS assumed-role session
+/// (`arn:PARTITION:sts::ACCOUNT:assumed-role/ROLE/SESSION`, what API Gateway's IAM authorizer
+/// reports) cannot be simulated itself; its role (`arn:PARTITION:iam::ACCOUNT:role/ROLE`) can.
+/// A role with a path (`role/team/ROLE`) cannot be recovered from the session ARN, which drops
+/// the path: simulating then fails with NoSuchEntity ([`simulation_failure`] explains it).
+/// `None` for anything that is not an IAM user or role ARN (a JWT subject, an email, a
+/// federated user).
+pub fn simulation_principal(caller: &str) -> Option<String> {
+    let parts: Vec<&str> = caller.splitn(6, ':').collect();
+    let ["arn", partition, service, "", account, resource] = parts.as_slice() else {
+        return None;
+    };
+    if account.is_empty() {
+        return None;
+    }
+    match *service {
+        "sts" => {
+            let rest = resource.strip_prefix("assumed-role/")?;
+            let (role, session) = rest.split_once('/')?;
+            (!role.is_empty() && !session.is_empty())
+                .then(|| format!("arn:{partition}:iam::{account}:role/{role}"))
         }
+        "iam" if resource.starts_with("role/") || resource.starts_with("user/") => {
+            Some(caller.to_owned())
+        }
+        _ => None,
+    }
+}
+
+/// The warning for a simulation that could not run; `from_session` when the principal was
+/// derived from an assumed-role session ARN (see [`simulation_principal`]).
+pub fn simulation_failure(principal_arn: &str, e: &ErrorInfo, from_session: bool) -> Finding {
+    if from_session && e.kind == ErrorKind::NotFound {
+        return Finding::warning(
+            "permissions",
+            format!(
+                "could not simulate the permissions of {principal_arn} (derived from the \
+                 caller's assumed-role session): {e}"
+            ),
+            "An assumed-role session ARN does not carry the role's path, so a role created \
+             with a path (role/PATH/NAME) cannot be found from it. Check the role's policy by \
+             hand against the actions in the admin guide's \"Required IAM permissions\", or \
+             call preflight with a role without a path.",
+        );
+    }
+    Finding::warning(
+        "permissions",
+        format!("could not simulate the permissions of {principal_arn}: {e}"),
+        "Allow the caller iam:SimulatePrincipalPolicy on itself to get this check, or \
+         compare its policy by hand with the actions in the admin guide's \"Required \
+         IAM permissions\".",
+    )
+}
+
+/// Findings from a simulation's outcome: a warning when it could not run, one error naming
+/// every denied action with a policy snippet granting just those, nothing when all is allowed.
+pub fn permission_findings(
+    principal_arn: &str,
+    results: Result<Vec<SimulatedDecision>, ErrorInfo>,
+) -> Vec<Finding> {
+    let results = match results {
+        Ok(r) => r,
+        Err(e) => return vec![simulation_failure(principal_arn, &e, false)],
     };
     let denied: Vec<SimulatedDecision> = results
         .into_iter()

@@ -19,6 +19,8 @@ fn calls_by_step() -> Vec<(&'static str, Vec<(&'static str, u64)>)> {
             "validate",
             vec![
                 ("DescribeInstance", 2),
+                ("ListRolePolicies", 2),
+                ("GetRolePolicy", 2),
                 ("ListApplications", 1),
                 ("ListSecurityProfileApplications", 2),
             ],
@@ -35,10 +37,11 @@ fn calls_by_step() -> Vec<(&'static str, Vec<(&'static str, u64)>)> {
             ],
         ),
         (
+            // validate reads each role's inline policies once (one existing policy each).
             "grant_slr_policy",
             vec![
-                ("GetRolePolicy", 2),
-                ("ListRolePolicies", 2),
+                ("GetRolePolicy", n + 2),
+                ("ListRolePolicies", n + 2),
                 ("PutRolePolicy", 2),
             ],
         ),
