@@ -365,3 +365,54 @@ fn serve_refuses_an_address_in_use_and_explains_the_principal_header() {
     assert!(help.contains("TRUSTED AS SENT"), "{help}");
     assert!(help.contains("ONBOARD_WEBHOOK_SECRET"), "{help}");
 }
+
+/// `POST /preflight` on `serve` runs the saga's preflight on the sandbox: a legacy caller is told
+/// the two association actions it lacks, and an instance without an SLR is an error finding.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_preflight_reads_the_sandbox_and_simulates_the_caller() {
+    let state = TempDir::new().unwrap();
+    let server = Server::start(&state);
+    let mut spec: Value =
+        serde_json::from_slice(&std::fs::read(example("crm-panel.json")).unwrap()).unwrap();
+    spec["instances"] = serde_json::json!([
+        "11111111-1111-4111-8111-111111111111",
+        "33333333-3333-4333-8333-333333333333"
+    ]);
+    spec["securityProfiles"] = serde_json::json!([]);
+    let r = call(
+        &server,
+        "POST",
+        "/preflight",
+        &[
+            ("content-type", "application/json"),
+            (
+                "x-onboard-principal",
+                "arn:aws:iam::111122223333:user/legacy-operator",
+            ),
+        ],
+        spec.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let body = r.json();
+    assert_eq!(body["ok"], false, "{body:#}");
+    let errors: Vec<(&str, &str)> = body["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "ERROR")
+        .map(|f| {
+            (
+                f["check"].as_str().unwrap(),
+                f["evidence"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(errors.len(), 2, "{body:#}");
+    assert_eq!(errors[0].0, "instance");
+    assert!(errors[0].1.contains("33333333-3333-4333-8333-333333333333"));
+    assert_eq!(errors[1].0, "permissions");
+    assert!(errors[1]
+        .1
+        .contains("CreateApplicationAssociation, app-integrations:DeleteApplicationAssociation"));
+}
