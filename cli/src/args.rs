@@ -81,6 +81,9 @@ pub enum Command {
     /// X-Frame-Options); exit 5 when any domain is blocked or unknown.
     #[command(long_about = CHECK_URL_ABOUT)]
     CheckUrl(CheckUrlArgs),
+    /// Write each saga definition as Amazon States Language for Step Functions
+    /// (`<kind>.asl.json`, task handler `onboard-step`); nothing else is touched.
+    ExportAsl(ExportAslArgs),
 }
 
 const CHECK_URL_ABOUT: &str = "\
@@ -185,4 +188,14 @@ pub struct CheckUrlArgs {
 pub struct RetryArgs {
     /// The saga to re-drive.
     pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportAslArgs {
+    /// Folder to write the `<kind>.asl.json` files to.
+    #[arg(long, value_name = "DIR", default_value = "infra/statemachine")]
+    pub out: PathBuf,
+    /// Write nothing; exit 1 when a file in DIR differs from the saga definitions.
+    #[arg(long)]
+    pub check: bool,
 }

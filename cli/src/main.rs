@@ -63,6 +63,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Retry(a) => commands::retry::run(&ctx, a).await,
         Command::Serve(a) => commands::serve::run(&ctx, a).await,
         Command::CheckUrl(a) => commands::check_url::run(&ctx, a).await,
+        Command::ExportAsl(a) => commands::export_asl::run(&ctx, a),
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod check_url;
 pub mod drive;
+pub mod export_asl;
 pub mod list;
 pub mod plan;
 pub mod retry;

@@ -33,6 +33,7 @@ pub mod config;
 pub mod principal;
 pub mod problem;
 pub mod routes;
+pub mod secret;
 pub mod webhooks;
 
 pub use principal::PrincipalConfig;

@@ -42,6 +42,14 @@ async fn init(env: &Env) -> Result<axum::Router, ConfigError> {
 async fn main() -> Result<(), Error> {
     let env = Env::process();
     logging::init(&env)?;
+    // WEBHOOK_SECRET_ARN / WEBHOOK_SECRET_SSM_PARAMETER: read the webhook secret once, here.
+    let env = match onboard_api::secret::process_env_with_secret().await {
+        Ok(env) => env,
+        Err(e) => {
+            tracing::error!(error = %e, "api configuration is incomplete");
+            return Err(e.into());
+        }
+    };
     let router = match init(&env).await {
         Ok(r) => r,
         Err(e) => {

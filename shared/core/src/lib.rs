@@ -4,8 +4,10 @@
 //! the narrow ports (traits) that adapters implement. No AWS SDK lives here: the layering is
 //! functions/cli → adapters → core.
 
+pub mod asl;
 pub mod clock;
 pub mod engine;
+pub mod engine_step;
 pub mod error;
 pub mod idempotency;
 pub mod lifecycle;

@@ -1,0 +1,331 @@
+//! The webhook HMAC secret from Secrets Manager or SSM Parameter Store, read once at init.
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `WEBHOOK_SECRET` | the secret itself (local runs, tests); wins over the two below |
+//! | `WEBHOOK_SECRET_ARN` | a Secrets Manager secret (ARN or name) |
+//! | `WEBHOOK_SECRET_SSM_PARAMETER` | an SSM `SecureString` parameter name (read with decryption) |
+//!
+//! A Secrets Manager value is either the secret as plain text, or JSON
+//! `{"current": "…", "previous": "…"}` so a rotation can keep the old secret valid while the
+//! ticketing systems switch (`previous` becomes `WEBHOOK_SECRET_PREVIOUS`). The secret never
+//! sits in the function's configuration, and the role reads exactly this one secret.
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use onboard_lambda_common::{ConfigError, Env};
+
+/// Where the configuration says the secret is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// `WEBHOOK_SECRET` is set: nothing to fetch.
+    Inline,
+    SecretsManager(String),
+    Ssm(String),
+}
+
+/// Why a configured secret could not be read (the message names the variable and the cause).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SecretError(pub String);
+
+/// Reads a secret value; the AWS implementation is [`AwsSecretReader`].
+#[async_trait]
+pub trait SecretReader: Send + Sync {
+    async fn secrets_manager(&self, id: &str) -> Result<String, SecretError>;
+    async fn ssm_parameter(&self, name: &str) -> Result<String, SecretError>;
+}
+
+/// The configured source; `WEBHOOK_SECRET` is required when neither remote source is set.
+pub fn source(env: &Env) -> Result<SecretSource, ConfigError> {
+    if env.get("WEBHOOK_SECRET").is_some() {
+        return Ok(SecretSource::Inline);
+    }
+    if let Some(arn) = env.get("WEBHOOK_SECRET_ARN") {
+        return Ok(SecretSource::SecretsManager(arn.trim().to_string()));
+    }
+    if let Some(name) = env.get("WEBHOOK_SECRET_SSM_PARAMETER") {
+        return Ok(SecretSource::Ssm(name.trim().to_string()));
+    }
+    Err(ConfigError::Missing {
+        name: "WEBHOOK_SECRET".into(),
+        what: "the HMAC-SHA256 secret shared with the ticketing systems; set it, or \
+               WEBHOOK_SECRET_ARN (Secrets Manager) or WEBHOOK_SECRET_SSM_PARAMETER (SSM \
+               SecureString) to read it at init"
+            .into(),
+    })
+}
+
+/// `(current, previous)` from a Secrets Manager value: plain text, or JSON with `current`
+/// (and optionally `previous`).
+fn split_value(raw: &str) -> Result<(String, Option<String>), String> {
+    let trimmed = raw.trim();
+    if trimmed.starts_with('{') {
+        let v: serde_json::Value =
+            serde_json::from_str(trimmed).map_err(|e| format!("not valid JSON: {e}"))?;
+        let text = |k: &str| {
+            v.get(k)
+                .and_then(serde_json::Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let current = text("current")
+            .ok_or_else(|| "a JSON secret needs a non-empty string \"current\"".to_string())?;
+        return Ok((current, text("previous")));
+    }
+    if trimmed.is_empty() {
+        return Err("the secret is empty".into());
+    }
+    Ok((trimmed.to_string(), None))
+}
+
+/// The variables with `WEBHOOK_SECRET` (and `WEBHOOK_SECRET_PREVIOUS`) filled in from the
+/// configured remote source; unchanged when the secret is inline.
+pub async fn resolve(
+    vars: Vec<(String, String)>,
+    reader: &dyn SecretReader,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let env = Env::from_pairs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let (name, fetched) = match source(&env)? {
+        SecretSource::Inline => return Ok(vars),
+        SecretSource::SecretsManager(id) => (
+            "WEBHOOK_SECRET_ARN",
+            reader.secrets_manager(&id).await.map(|raw| (id, raw)),
+        ),
+        SecretSource::Ssm(param) => (
+            "WEBHOOK_SECRET_SSM_PARAMETER",
+            reader.ssm_parameter(&param).await.map(|raw| (param, raw)),
+        ),
+    };
+    let invalid = |value: String, why: String| ConfigError::Invalid {
+        name: name.to_string(),
+        value,
+        why,
+    };
+    let (id, raw) = fetched.map_err(|e| {
+        invalid(
+            env.get(name).unwrap_or_default(),
+            format!("cannot read the webhook secret: {e}"),
+        )
+    })?;
+    let (current, previous) = split_value(&raw).map_err(|why| invalid(id, why))?;
+    let mut out: Vec<(String, String)> = vars
+        .into_iter()
+        .filter(|(k, _)| {
+            k != "WEBHOOK_SECRET" && (previous.is_none() || k != "WEBHOOK_SECRET_PREVIOUS")
+        })
+        .collect();
+    out.push(("WEBHOOK_SECRET".into(), current));
+    if let Some(p) = previous {
+        out.push(("WEBHOOK_SECRET_PREVIOUS".into(), p));
+    }
+    Ok(out)
+}
+
+/// The process environment with the webhook secret resolved; the SDK clients are only built
+/// when a remote source is configured.
+pub async fn process_env_with_secret() -> Result<Env, ConfigError> {
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    let env = Env::from_pairs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    if source(&env)? == SecretSource::Inline {
+        return Ok(Env::process());
+    }
+    let sdk = onboard_lambda_common::clients::sdk_config().await;
+    let resolved = resolve(vars, &AwsSecretReader::new(&sdk)).await?;
+    Ok(Env::from_pairs(
+        resolved.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ))
+}
+
+/// Secrets Manager and SSM through the SDK clients.
+#[derive(Debug, Clone)]
+pub struct AwsSecretReader {
+    secrets: aws_sdk_secretsmanager::Client,
+    ssm: aws_sdk_ssm::Client,
+}
+
+impl AwsSecretReader {
+    pub fn new(sdk: &SdkConfig) -> Self {
+        AwsSecretReader {
+            secrets: aws_sdk_secretsmanager::Client::new(sdk),
+            ssm: aws_sdk_ssm::Client::new(sdk),
+        }
+    }
+}
+
+fn sdk_message<E>(e: aws_sdk_secretsmanager::error::SdkError<E>) -> SecretError
+where
+    E: aws_sdk_secretsmanager::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let detail = match e.as_service_error() {
+        Some(service) => format!(
+            "{}: {}",
+            service.code().unwrap_or("ServiceError"),
+            service.message().unwrap_or("no message")
+        ),
+        None => aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
+    };
+    SecretError(detail)
+}
+
+#[async_trait]
+impl SecretReader for AwsSecretReader {
+    async fn secrets_manager(&self, id: &str) -> Result<String, SecretError> {
+        let out = self
+            .secrets
+            .get_secret_value()
+            .secret_id(id)
+            .send()
+            .await
+            .map_err(sdk_message)?;
+        out.secret_string().map(str::to_string).ok_or_else(|| {
+            SecretError("the secret has no SecretString (binary secrets are not supported)".into())
+        })
+    }
+
+    async fn ssm_parameter(&self, name: &str) -> Result<String, SecretError> {
+        let out = self
+            .ssm
+            .get_parameter()
+            .name(name)
+            .with_decryption(true)
+            .send()
+            .await
+            .map_err(sdk_message)?;
+        out.parameter()
+            .and_then(|p| p.value())
+            .map(str::to_string)
+            .ok_or_else(|| SecretError("the parameter has no value".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// Answers from fixed maps and records what was asked.
+    #[derive(Default)]
+    struct Fixed {
+        secrets: std::collections::BTreeMap<String, String>,
+        params: std::collections::BTreeMap<String, String>,
+        asked: std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl SecretReader for Fixed {
+        async fn secrets_manager(&self, id: &str) -> Result<String, SecretError> {
+            self.asked.lock().unwrap().push(format!("sm:{id}"));
+            self.secrets
+                .get(id)
+                .cloned()
+                .ok_or_else(|| SecretError("ResourceNotFoundException: no such secret".into()))
+        }
+        async fn ssm_parameter(&self, name: &str) -> Result<String, SecretError> {
+            self.asked.lock().unwrap().push(format!("ssm:{name}"));
+            self.params
+                .get(name)
+                .cloned()
+                .ok_or_else(|| SecretError("ParameterNotFound".into()))
+        }
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn get(vars: &[(String, String)], k: &str) -> Option<String> {
+        vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    }
+
+    #[tokio::test]
+    async fn an_inline_secret_is_used_without_asking_aws() {
+        let reader = Fixed::default();
+        let out = resolve(
+            vars(&[
+                ("WEBHOOK_SECRET", "s3cret"),
+                ("WEBHOOK_SECRET_ARN", "arn:x"),
+            ]),
+            &reader,
+        )
+        .await
+        .unwrap();
+        assert_eq!(get(&out, "WEBHOOK_SECRET").as_deref(), Some("s3cret"));
+        assert!(reader.asked.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn secrets_manager_values_may_carry_the_previous_secret() {
+        let mut reader = Fixed::default();
+        reader
+            .secrets
+            .insert("arn:plain".into(), "  abc123 \n".into());
+        reader.secrets.insert(
+            "arn:json".into(),
+            r#"{"current":"new","previous":"old"}"#.into(),
+        );
+        let out = resolve(vars(&[("WEBHOOK_SECRET_ARN", "arn:plain")]), &reader)
+            .await
+            .unwrap();
+        assert_eq!(get(&out, "WEBHOOK_SECRET").as_deref(), Some("abc123"));
+        assert_eq!(get(&out, "WEBHOOK_SECRET_PREVIOUS"), None);
+        let out = resolve(
+            vars(&[
+                ("WEBHOOK_SECRET_ARN", "arn:json"),
+                ("WEBHOOK_SECRET_PREVIOUS", "stale"),
+            ]),
+            &reader,
+        )
+        .await
+        .unwrap();
+        assert_eq!(get(&out, "WEBHOOK_SECRET").as_deref(), Some("new"));
+        assert_eq!(get(&out, "WEBHOOK_SECRET_PREVIOUS").as_deref(), Some("old"));
+        // The resolved variables configure the webhooks.
+        let env = Env::from_pairs(out.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let hooks = crate::config::webhooks_from_env(&env).unwrap();
+        assert_eq!(
+            hooks.signature.secrets,
+            vec![b"new".to_vec(), b"old".to_vec()]
+        );
+    }
+
+    #[tokio::test]
+    async fn ssm_parameters_are_read_and_failures_name_the_variable() {
+        let mut reader = Fixed::default();
+        reader
+            .params
+            .insert("/onboard/webhook".into(), "p4ram".into());
+        let out = resolve(
+            vars(&[("WEBHOOK_SECRET_SSM_PARAMETER", "/onboard/webhook")]),
+            &reader,
+        )
+        .await
+        .unwrap();
+        assert_eq!(get(&out, "WEBHOOK_SECRET").as_deref(), Some("p4ram"));
+        assert_eq!(*reader.asked.lock().unwrap(), vec!["ssm:/onboard/webhook"]);
+
+        let err = resolve(vars(&[("WEBHOOK_SECRET_SSM_PARAMETER", "/nope")]), &reader)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("WEBHOOK_SECRET_SSM_PARAMETER"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("ParameterNotFound"), "{err}");
+
+        reader
+            .secrets
+            .insert("arn:bad".into(), r#"{"previous":"x"}"#.into());
+        let err = resolve(vars(&[("WEBHOOK_SECRET_ARN", "arn:bad")]), &reader)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("current"), "{err}");
+
+        let err = resolve(vars(&[]), &reader).await.unwrap_err();
+        assert!(err.to_string().contains("WEBHOOK_SECRET_ARN"), "{err}");
+    }
+}

@@ -1,0 +1,86 @@
+//! `onboard-step`: the task handler of the Step Functions state machines exported from the saga
+//! definitions (`infra/statemachine/`, `onboard_core::asl`). Each invocation runs exactly one
+//! saga node, or begins / finishes a saga, through [`onboard_core::engine_step::StepRunner`],
+//! and fails with the ASL error name the state machine's Retry and Catch expect
+//! (`Saga.Retryable`, `Saga.Terminal`, `Saga.LeaseLost`, `Saga.Invalid`).
+
+use lambda_runtime::Diagnostic;
+use onboard_core::asl;
+use onboard_core::engine_step::{StepRequest, StepRunner};
+use serde_json::Value;
+
+/// Handle one Task payload: the node's output (or `begin`'s answer), or a named error.
+pub async fn handle<C>(runner: &StepRunner<C>, payload: Value) -> Result<Value, Diagnostic>
+where
+    C: ?Sized + Send + Sync + 'static,
+{
+    let req: StepRequest = serde_json::from_value(payload).map_err(|e| Diagnostic {
+        error_type: asl::ERROR_INVALID.to_string(),
+        error_message: format!("not a step request: {e}"),
+    })?;
+    let span = tracing::info_span!(
+        "step",
+        saga_id = %req.saga_id,
+        op = %req.op,
+        step = req.step.as_deref().unwrap_or(""),
+        target = req.target.as_deref().unwrap_or(""),
+    );
+    let _entered = span.enter();
+    match runner.handle(&req).await {
+        Ok(v) => Ok(v),
+        Err(failure) => {
+            tracing::warn!(error = %failure, error_type = failure.error_name(), "step failed");
+            Err(Diagnostic {
+                error_type: failure.error_name().to_string(),
+                error_message: failure.to_string(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::sync::Arc;
+
+    use onboard_core::engine::EngineConfig;
+    use onboard_core::onboard::{self, OnboardConfig, OnboardPorts};
+    use onboard_core::testkit::{FakeWorld, ManualClock, MemoryLocks, MemoryStore};
+    use serde_json::json;
+
+    use super::*;
+
+    fn runner() -> StepRunner<OnboardPorts> {
+        let world = Arc::new(FakeWorld::standard());
+        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        let ports = Arc::new(OnboardPorts {
+            apps: world.clone(),
+            connect: world.clone(),
+            iam: world,
+            locks: Arc::new(MemoryLocks::new()),
+            clock: clock.clone(),
+        });
+        StepRunner::new(
+            Arc::new(onboard::definition(&OnboardConfig::default())),
+            ports,
+            Arc::new(MemoryStore::new()),
+            clock,
+            EngineConfig::default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn errors_carry_the_names_the_state_machine_catches() {
+        let r = runner();
+        let bad = handle(&r, json!({"nope": 1})).await.unwrap_err();
+        assert_eq!(bad.error_type, asl::ERROR_INVALID);
+        let unknown = handle(
+            &r,
+            json!({"op": "begin", "sagaId": "sg-missing", "owner": "exec", "action": "run"}),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(unknown.error_type, asl::ERROR_INVALID);
+        assert!(unknown.error_message.contains("sg-missing"));
+    }
+}
