@@ -517,6 +517,14 @@ async fn policy_budget_overflow_is_terminal_with_a_fix() {
     );
     assert!(cause.fix.is_some());
     assert_eq!(h.world.snapshot(), pristine);
+    // Predicted by validate, before any side effect.
+    for op in [
+        "create_application",
+        "create_association",
+        "put_role_policy",
+    ] {
+        assert_eq!(h.world.calls(op), 0, "{op} was never called");
+    }
 }
 
 #[tokio::test]
