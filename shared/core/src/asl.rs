@@ -21,12 +21,15 @@
 //! * Compensation runs in reverse order from the failed step (whose node may have had an
 //!   effect) down to the first; an undo that fails ends in `Rollback failed`, which records
 //!   ROLLBACK_FAILED and marks earlier nodes UNDO_BLOCKED, as the engine does.
+//! * A saga that recovers forward ([`Recovery::Forward`], e.g. offboard) has no compensation:
+//!   a terminal failure ends in `Record needs attention` (NEEDS_ATTENTION with the cause), and a
+//!   re-drive runs the failed nodes again and carries on.
 //! * [`ERROR_LEASE_LOST`] (another worker or execution advanced the saga) stops the execution
 //!   without touching anything.
 
 use serde_json::{json, Map, Value};
 
-use crate::saga::{FanOut, RetryPolicy, SagaDef, StepDef};
+use crate::saga::{FanOut, Recovery, RetryPolicy, SagaDef, StepDef};
 
 /// A node failed with a retryable error and has attempts and budget left.
 pub const ERROR_RETRYABLE: &str = "Saga.Retryable";
@@ -63,6 +66,8 @@ pub mod outcome {
     pub const SUCCEEDED: &str = "succeeded";
     pub const ROLLED_BACK: &str = "rolled_back";
     pub const ROLLBACK_FAILED: &str = "rollback_failed";
+    /// Forward recovery (offboard): a terminal failure stops the saga for an operator.
+    pub const NEEDS_ATTENTION: &str = "needs_attention";
 }
 
 /// One exported state machine: its file name and definition.
@@ -107,6 +112,8 @@ const ROUTE: &str = "Route";
 const FINISH_SUCCEEDED: &str = "Record succeeded";
 const FINISH_ROLLED_BACK: &str = "Record rolled back";
 const FINISH_ROLLBACK_FAILED: &str = "Record rollback failed";
+const FINISH_NEEDS_ATTENTION: &str = "Record needs attention";
+const NEEDS_ATTENTION: &str = "NeedsAttention";
 const SUCCEEDED: &str = "Succeeded";
 const ROLLED_BACK: &str = "RolledBack";
 const ROLLBACK_FAILED: &str = "RollbackFailed";
@@ -329,62 +336,83 @@ pub fn export<C: ?Sized + Send + Sync>(def: &SagaDef<C>, function_arn: &str) -> 
     );
     begin.insert("Next".into(), json!(ROUTE));
     states.insert(BEGIN.into(), Value::Object(begin));
+    let mut choices =
+        vec![json!({ "Variable": "$.saga.status", "StringEquals": "RUNNING", "Next": first_run })];
+    if def.recovery == Recovery::Backward {
+        choices.push(
+            json!({ "Variable": "$.saga.status", "StringEquals": "ROLLING_BACK", "Next": last_undo }),
+        );
+    }
     states.insert(
         ROUTE.into(),
-        json!({
-            "Type": "Choice",
-            "Choices": [
-                { "Variable": "$.saga.status", "StringEquals": "RUNNING", "Next": first_run },
-                { "Variable": "$.saga.status", "StringEquals": "ROLLING_BACK", "Next": last_undo }
-            ],
-            "Default": NOTHING_TO_DO
-        }),
+        json!({ "Type": "Choice", "Choices": choices, "Default": NOTHING_TO_DO }),
     );
 
-    // Forward, in order; a failure of step i starts the compensation at step i.
+    let backward = def.recovery == Recovery::Backward;
+    // Forward, in order; a failure of step i starts the compensation at step i (or, for a
+    // saga that recovers forward, stops it for an operator).
     for (i, step) in steps.iter().enumerate() {
         let next = steps
             .get(i + 1)
             .map_or(FINISH_SUCCEEDED.to_string(), |s| run_state(s.name));
-        node_states(&mut states, step, false, &next, &undo_state(step.name));
-    }
-    // Compensation, in reverse order.
-    for (i, step) in steps.iter().enumerate().rev() {
-        let next = match i.checked_sub(1).and_then(|j| steps.get(j)) {
-            Some(prev) => undo_state(prev.name),
-            None => FINISH_ROLLED_BACK.to_string(),
+        let on_failure = if backward {
+            undo_state(step.name)
+        } else {
+            FINISH_NEEDS_ATTENTION.to_string()
         };
-        node_states(&mut states, step, true, &next, FINISH_ROLLBACK_FAILED);
+        node_states(&mut states, step, false, &next, &on_failure);
     }
-
     states.insert(
         FINISH_SUCCEEDED.into(),
         finish(outcome::SUCCEEDED, SUCCEEDED),
     );
-    states.insert(
-        FINISH_ROLLED_BACK.into(),
-        finish(outcome::ROLLED_BACK, ROLLED_BACK),
-    );
-    states.insert(
-        FINISH_ROLLBACK_FAILED.into(),
-        finish(outcome::ROLLBACK_FAILED, ROLLBACK_FAILED),
-    );
     states.insert(SUCCEEDED.into(), json!({ "Type": "Succeed" }));
-    states.insert(
-        ROLLED_BACK.into(),
-        json!({
-            "Type": "Succeed",
-            "Comment": "Every touched resource was undone; the saga record is ROLLED_BACK with the cause."
-        }),
-    );
-    states.insert(
-        ROLLBACK_FAILED.into(),
-        json!({
-            "Type": "Fail",
-            "Error": "Saga.RollbackFailed",
-            "Cause": "An undo failed; the saga record is ROLLBACK_FAILED with the error and its fix. Re-drive it once fixed."
-        }),
-    );
+    if backward {
+        // Compensation, in reverse order.
+        for (i, step) in steps.iter().enumerate().rev() {
+            let next = match i.checked_sub(1).and_then(|j| steps.get(j)) {
+                Some(prev) => undo_state(prev.name),
+                None => FINISH_ROLLED_BACK.to_string(),
+            };
+            node_states(&mut states, step, true, &next, FINISH_ROLLBACK_FAILED);
+        }
+        states.insert(
+            FINISH_ROLLED_BACK.into(),
+            finish(outcome::ROLLED_BACK, ROLLED_BACK),
+        );
+        states.insert(
+            FINISH_ROLLBACK_FAILED.into(),
+            finish(outcome::ROLLBACK_FAILED, ROLLBACK_FAILED),
+        );
+        states.insert(
+            ROLLED_BACK.into(),
+            json!({
+                "Type": "Succeed",
+                "Comment": "Every touched resource was undone; the saga record is ROLLED_BACK with the cause."
+            }),
+        );
+        states.insert(
+            ROLLBACK_FAILED.into(),
+            json!({
+                "Type": "Fail",
+                "Error": "Saga.RollbackFailed",
+                "Cause": "An undo failed; the saga record is ROLLBACK_FAILED with the error and its fix. Re-drive it once fixed."
+            }),
+        );
+    } else {
+        states.insert(
+            FINISH_NEEDS_ATTENTION.into(),
+            finish(outcome::NEEDS_ATTENTION, NEEDS_ATTENTION),
+        );
+        states.insert(
+            NEEDS_ATTENTION.into(),
+            json!({
+                "Type": "Fail",
+                "Error": "Saga.NeedsAttention",
+                "Cause": "A step failed terminally; the saga record is NEEDS_ATTENTION with the cause. Re-drive it once fixed: it carries on forward."
+            }),
+        );
+    }
     states.insert(
         NOTHING_TO_DO.into(),
         json!({
@@ -529,6 +557,24 @@ mod tests {
         assert!(!retried
             .iter()
             .any(|e| *e == ERROR_TERMINAL || *e == "States.ALL"));
+    }
+
+    #[test]
+    fn a_saga_that_recovers_forward_has_no_compensation() {
+        let mut def = onboard::definition(&OnboardConfig::default());
+        def.recovery = Recovery::Forward;
+        let m = export(&def, "arn:fn");
+        assert_eq!(
+            state(&m, "Run create_application")["Catch"][1]["Next"],
+            "Record needs attention"
+        );
+        assert_eq!(
+            state(&m, "Run associate failed?")["Choices"][0]["Next"],
+            "Record needs attention"
+        );
+        assert!(m["States"].get("Undo create_application").is_none());
+        assert_eq!(state(&m, "Route")["Choices"].as_array().unwrap().len(), 1);
+        assert_eq!(state(&m, "NeedsAttention")["Type"], "Fail");
     }
 
     #[test]

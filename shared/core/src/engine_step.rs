@@ -24,7 +24,7 @@ use crate::clock::Clock;
 use crate::engine::EngineConfig;
 use crate::error::{ErrorInfo, ErrorKind};
 use crate::record::{Lease, LogEntry, NodeState, SagaRecord, SagaStatus};
-use crate::saga::{NodeCtx, RetryPolicy, SagaDef};
+use crate::saga::{NodeCtx, Recovery, RetryPolicy, SagaDef};
 use crate::store::{SagaStore, StoreError};
 
 /// How often a write lost to a sibling branch's write is re-applied.
@@ -253,7 +253,7 @@ impl<C: ?Sized + Send + Sync + 'static> StepRunner<C> {
         redrive: bool,
     ) -> Result<BeginResponse, StepFailure> {
         let record = self.load(id).await?;
-        let redrive = redrive && record.status == SagaStatus::RollbackFailed;
+        let redrive = redrive && record.status.is_redrivable();
         if !redrive && !record.status.is_runnable() {
             return Ok(BeginResponse {
                 status: "FINISHED".into(),
@@ -268,7 +268,15 @@ impl<C: ?Sized + Send + Sync + 'static> StepRunner<C> {
             .map(|l| format!("took over from {} (lease expired)", l.owner));
         let taken = self
             .write(id, owner, true, |r| {
-                if redrive {
+                if redrive && r.status == SagaStatus::NeedsAttention {
+                    // Forward recovery: run the failed nodes again and carry on.
+                    r.status = SagaStatus::Running;
+                    r.cause = None;
+                    for n in r.nodes.iter_mut().filter(|n| n.state == NodeState::Failed) {
+                        n.state = NodeState::Pending;
+                    }
+                    log(r, now, "saga", "redriven", None, owner);
+                } else if redrive {
                     r.status = SagaStatus::RollingBack;
                     r.undo_error = None;
                     log(r, now, "saga", "redriven", None, owner);
@@ -328,7 +336,8 @@ impl<C: ?Sized + Send + Sync + 'static> StepRunner<C> {
                         || ErrorInfo::new(ErrorKind::Other, "Unknown", format!("{key} failed")),
                     )));
                 }
-                if record.status != SagaStatus::Running {
+                let failed = record.nodes.iter().any(|n| n.state == NodeState::Failed);
+                if record.status != SagaStatus::Running || failed {
                     // A sibling failed (or the saga ended): start nothing new.
                     return Err(StepFailure::Terminal(ErrorInfo::new(
                         ErrorKind::Conflict,
@@ -492,7 +501,8 @@ impl<C: ?Sized + Send + Sync + 'static> StepRunner<C> {
                         "undo_failed"
                     };
                     log(r, now, &key, event, Some(detail.clone()), owner);
-                    if phase == Phase::Forward && r.status == SagaStatus::Running {
+                    let backward = self.def.recovery == Recovery::Backward;
+                    if phase == Phase::Forward && backward && r.status == SagaStatus::Running {
                         r.status = SagaStatus::RollingBack;
                         r.cause = Some(final_err.clone());
                         log(
@@ -638,6 +648,34 @@ impl<C: ?Sized + Send + Sync + 'static> StepRunner<C> {
                 })
                 .await?;
             }
+            asl::outcome::NEEDS_ATTENTION => {
+                if done(SagaStatus::NeedsAttention) {
+                    return Ok(());
+                }
+                self.write(id, owner, false, |r| {
+                    let cause = r
+                        .nodes
+                        .iter()
+                        .find(|n| n.state == NodeState::Failed)
+                        .and_then(|n| n.error.clone())
+                        .unwrap_or_else(|| {
+                            ErrorInfo::new(
+                                ErrorKind::Other,
+                                "StepNotCompleted",
+                                "the state machine could not complete a step",
+                            )
+                            .with_fix(
+                                "See the Step Functions execution for the failed state's error.",
+                            )
+                        });
+                    let detail = format!("{}: {}", cause.code, cause.message);
+                    r.status = SagaStatus::NeedsAttention;
+                    r.cause = Some(cause);
+                    log(r, now, "saga", "needs_attention", Some(detail), owner);
+                    Ok(())
+                })
+                .await?;
+            }
             other => {
                 return Err(StepFailure::Invalid(format!("unknown outcome {other:?}")));
             }
@@ -708,6 +746,10 @@ mod tests {
 
     impl Harness {
         fn new() -> Self {
+            Self::with_recovery(Recovery::Backward)
+        }
+
+        fn with_recovery(recovery: Recovery) -> Self {
             let world = Arc::new(FakeWorld::standard());
             let clock = Arc::new(ManualClock::new(1_700_000_000_000));
             let store = Arc::new(MemoryStore::new());
@@ -718,7 +760,9 @@ mod tests {
                 locks: Arc::new(MemoryLocks::new()),
                 clock: clock.clone(),
             });
-            let def = Arc::new(onboard::definition(&OnboardConfig::default()));
+            let mut def = onboard::definition(&OnboardConfig::default());
+            def.recovery = recovery;
+            let def = Arc::new(def);
             let runner = StepRunner::new(
                 def.clone(),
                 ports.clone(),
@@ -1121,6 +1165,39 @@ mod tests {
         let r = h.record(&id).await;
         assert_eq!(r.status, SagaStatus::RolledBack, "{:?}", node_states(&r));
         assert_eq!(h.world.snapshot(), pristine);
+    }
+
+    #[tokio::test]
+    async fn a_saga_that_recovers_forward_stops_for_an_operator_and_carries_on() {
+        let h = Harness::with_recovery(Recovery::Forward);
+        let id = h.submit().await;
+        h.world
+            .fail_nth("create_association", 2, fw::access_denied());
+        assert_eq!(
+            h.execute("exec-1", &id, "run").await,
+            "error Saga.NeedsAttention"
+        );
+        let r = h.record(&id).await;
+        assert_eq!(
+            r.status,
+            SagaStatus::NeedsAttention,
+            "{:?}",
+            node_states(&r)
+        );
+        assert!(r.cause.is_some());
+        assert!(r.lease.is_none());
+        // Nothing was undone: the application is still there.
+        assert_eq!(
+            r.node("create_application", None).unwrap().state,
+            NodeState::Succeeded
+        );
+        assert!(r.nodes.iter().all(|n| n.undo_attempts == 0));
+
+        h.world.clear_faults();
+        assert_eq!(h.execute("exec-2", &id, "redrive").await, "Succeeded");
+        let r = h.record(&id).await;
+        assert_eq!(r.status, SagaStatus::Succeeded, "{:?}", node_states(&r));
+        assert!(r.cause.is_none());
     }
 
     #[tokio::test]
