@@ -122,10 +122,18 @@ fn resources_are_as_narrow_as_each_service_allows() {
                     a.to_ascii_lowercase().starts_with(prefix)
                         && !s.resources.iter().all(|r| r.contains(fragment))
                 };
-                if needs(
-                    "iam:",
-                    "role/aws-service-role/connect.amazonaws.com/AWSServiceRoleForAmazonConnect_",
-                ) {
+                // Preflight simulates the caller, a role or user of the account, not an SLR.
+                let simulates_callers = a.eq_ignore_ascii_case("iam:SimulatePrincipalPolicy")
+                    && s.resources.iter().all(|r| {
+                        r.contains(":iam::${AWS::AccountId}:role/")
+                            || r.contains(":iam::${AWS::AccountId}:user/")
+                    });
+                if !simulates_callers
+                    && needs(
+                        "iam:",
+                        "role/aws-service-role/connect.amazonaws.com/AWSServiceRoleForAmazonConnect_",
+                    )
+                {
                     problems.push(format!(
                         "{}: {a} beyond Connect's service-linked roles: {:?}",
                         f.logical_id, s.resources
