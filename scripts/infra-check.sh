@@ -70,9 +70,12 @@ grep -E "^(Passed checks|cloudformation scan)" "$checkov_out" || true
 import re, sys
 text = open("infra/template.yaml").read()
 skips = re.findall(r"- id: (CKV2?_AWS_\d+)\n\s+comment: (>-\n(?:\s{14,}.*\n)+|.*\n)", text)
+seen = {}
 for check, reason in skips:
     reason = " ".join(l.strip() for l in reason.replace(">-", "").splitlines() if l.strip())
-    print(f"    skipped {check}: {reason[:150]}{'…' if len(reason) > 150 else ''}")
+    seen[(check, reason)] = seen.get((check, reason), 0) + 1
+for (check, reason), n in seen.items():
+    print(f"    suppressed {check} ({n}x): {reason[:140]}{'…' if len(reason) > 140 else ''}")
 if not skips:
     sys.exit("no suppression found: the listing regex no longer matches the template")
 PY
