@@ -154,7 +154,10 @@ pub(crate) fn target(node: &NodeCtx) -> Result<&str, ErrorInfo> {
         .ok_or_else(|| internal("a per-instance step ran without an instance"))
 }
 
-pub(crate) fn decode<T: for<'de> Deserialize<'de>>(value: &Value, what: &str) -> Result<T, ErrorInfo> {
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(
+    value: &Value,
+    what: &str,
+) -> Result<T, ErrorInfo> {
     serde_json::from_value(value.clone())
         .map_err(|e| internal(format!("recorded {what} is unreadable: {e}")))
 }
@@ -524,7 +527,10 @@ pub(crate) async fn add_statement(
 }
 
 /// Read-modify-write removing exactly our statement (and the policy when it becomes empty).
-pub(crate) async fn remove_statement(ports: &OnboardPorts, grant: &PolicyGrant) -> Result<(), ErrorInfo> {
+pub(crate) async fn remove_statement(
+    ports: &OnboardPorts,
+    grant: &PolicyGrant,
+) -> Result<(), ErrorInfo> {
     let role = &grant.role_name;
     let Some(current) = ports.iam.get_role_policy(role, &grant.policy_name).await? else {
         return Ok(());

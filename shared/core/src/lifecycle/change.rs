@@ -646,10 +646,7 @@ pub(crate) async fn write_state(
         .await
         .map_err(store_error)?
         .ok_or_else(|| internal(format!("the application's root saga {parent} is gone")))?;
-    let current = match &root.managed {
-        Some(m) => Some(m.last_change.clone()),
-        None => None,
-    };
+    let current = root.managed.as_ref().map(|m| m.last_change.clone());
     let current_last = current.flatten();
     if current_last.as_deref() == state.last_change.as_deref()
         && root.managed.as_ref() == Some(state)
