@@ -7,6 +7,7 @@
 //! client-side limiter at its default (2/s, burst 5 across all Connect calls), and prints
 //! figures. `cargo bench -p onboard-integration-tests --bench bulk`. Needs no moto: the saga log
 //! lives in the in-memory store.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a broken fixture should fail loudly
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
