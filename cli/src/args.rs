@@ -43,6 +43,11 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "URL", conflicts_with = "sandbox")]
     pub endpoint_url: Option<String>,
 
+    /// Sandbox only: start the sandbox world over from the seed instead of continuing from the
+    /// world earlier commands left in --state-dir (the saga log is kept).
+    #[arg(long, global = true)]
+    pub reset_sandbox: bool,
+
     /// Sandbox only: fail the Nth call of an operation, e.g. `CreateIntegrationAssociation:2`
     /// (optionally `OP:N:ErrorCode`). Repeatable.
     #[arg(long = "inject-fault", global = true, value_name = "OP:N")]
@@ -72,8 +77,22 @@ pub enum Command {
     Status(StatusArgs),
     /// List recorded sagas, newest first.
     List(ListArgs),
-    /// Re-drive a ROLLBACK_FAILED saga after fixing its cause (or resume a stalled one).
+    /// Re-drive a ROLLBACK_FAILED or NEEDS_ATTENTION saga after fixing its cause (or resume a
+    /// stalled one).
     Retry(RetryArgs),
+    /// Edit an onboarded application (fields, instances, profiles) from a JSON patch.
+    Edit(EditArgs),
+    /// Stop an application on one instance without losing its set-up.
+    Pause(InstanceArgs),
+    /// Undo a pause: the application is used on the instance again.
+    Resume(InstanceArgs),
+    /// Remove an application and everything hanging off it (grants, policy statements,
+    /// associations, also ones made outside this tool).
+    Offboard(AppArgs),
+    /// Compare an application with AWS now; `--fix` re-applies its recorded state.
+    Drift(DriftArgs),
+    /// Bring an application created elsewhere (the console) under management.
+    Adopt(AdoptArgs),
     /// Serve the HTTP API and run the submitted sagas in this process (local use).
     #[command(long_about = SERVE_ABOUT)]
     Serve(ServeArgs),
@@ -188,6 +207,47 @@ pub struct CheckUrlArgs {
 pub struct RetryArgs {
     /// The saga to re-drive.
     pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// The application (the id of its onboard or adopt saga).
+    pub id: String,
+    /// The changed fields as one JSON object, e.g. {"displayName": "New name"}; `-` reads
+    /// standard input. `instances` and `securityProfiles` are complete new lists.
+    pub patch: PathBuf,
+    /// Idempotency key: the same edit again with the same key returns the first saga.
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InstanceArgs {
+    /// The application (the id of its onboard or adopt saga).
+    pub id: String,
+    /// The Connect instance id or ARN.
+    pub instance: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AppArgs {
+    /// The application (the id of its onboard or adopt saga).
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    /// The application (the id of its onboard or adopt saga).
+    pub id: String,
+    /// When anything drifted, run the fix saga: re-apply the recorded state.
+    #[arg(long)]
+    pub fix: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AdoptArgs {
+    /// The application's namespace, as shown in the AppIntegrations console.
+    pub namespace: String,
 }
 
 #[derive(Debug, Args)]

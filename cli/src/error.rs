@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use onboard_core::engine::EngineError;
 use onboard_core::error::ErrorInfo;
 use onboard_core::idempotency::SubmitError;
+use onboard_core::lifecycle::StateError;
 use onboard_core::store::StoreError;
 use onboard_core::validation::ValidationErrors;
 use onboard_sandbox::SandboxError;
@@ -16,14 +17,17 @@ pub mod exit {
     pub const OK: u8 = 0;
     /// Anything else went wrong (I/O, AWS configuration, store, a busy saga).
     pub const OTHER: u8 = 1;
-    /// The spec is invalid; every problem was listed.
+    /// The spec (or a lifecycle request) is invalid; every problem was listed.
     pub const INVALID: u8 = 2;
     /// The saga failed and every change was rolled back.
     pub const ROLLED_BACK: u8 = 3;
-    /// The saga failed and the rollback did too: resources may remain; re-drive it.
+    /// The saga failed and the rollback did too, or an offboard stopped part-way
+    /// (NEEDS_ATTENTION): resources may remain; re-drive it.
     pub const ROLLBACK_FAILED: u8 = 4;
     /// `check-url`: the agent workspace of some instance cannot (or may not) iframe the URL.
     pub const NOT_FRAMEABLE: u8 = 5;
+    /// `drift` (without `--fix`): the application differs from its recorded state.
+    pub const DRIFTED: u8 = 6;
 }
 
 /// Why a command could not do its job.
@@ -40,6 +44,17 @@ pub enum CliError {
         source_name: String,
         errors: ValidationErrors,
     },
+    /// A lifecycle request (edit patch, instance, namespace) breaks a rule; rendered in full.
+    #[error("{what} is invalid ({} problem(s))", .errors.problems.len())]
+    InvalidRequest {
+        what: String,
+        errors: ValidationErrors,
+    },
+    /// The application is not in a state the lifecycle command applies to.
+    #[error(transparent)]
+    Application(#[from] StateError),
+    #[error("application {id} cannot be fixed in place: {reason}")]
+    NotFixable { id: String, reason: String },
     #[error("{message}")]
     Config { message: String, fix: String },
     #[error(transparent)]
@@ -73,7 +88,7 @@ impl CliError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::InvalidSpec { .. } => exit::INVALID,
+            CliError::InvalidSpec { .. } | CliError::InvalidRequest { .. } => exit::INVALID,
             _ => exit::OTHER,
         }
     }
@@ -83,6 +98,12 @@ impl CliError {
         match self {
             CliError::ReadSpec { .. } => "SpecUnreadable",
             CliError::InvalidSpec { .. } => "InvalidSpec",
+            CliError::InvalidRequest { .. } => "InvalidRequest",
+            CliError::Application(StateError::NotAnApplication { .. }) => "NotAnApplication",
+            CliError::Application(StateError::NotOnboarded { .. }) => "ApplicationNotOnboarded",
+            CliError::Application(StateError::Offboarded { .. }) => "ApplicationOffboarded",
+            CliError::Application(StateError::Corrupt { .. }) => "RecordCorrupt",
+            CliError::NotFixable { .. } => "DriftNotFixable",
             CliError::Config { .. } => "Configuration",
             CliError::Submit(SubmitError::NamespaceBusy { .. }) => "NamespaceBusy",
             CliError::Submit(SubmitError::PayloadMismatch { .. }) => "IdempotencyKeyReused",
@@ -103,7 +124,25 @@ impl CliError {
     pub fn fix(&self) -> Option<String> {
         Some(match self {
             CliError::ReadSpec { .. } => "Check the path (use `-` to read the spec from standard input).".into(),
-            CliError::InvalidSpec { .. } => "Correct every listed field, then run the command again.".into(),
+            CliError::InvalidSpec { .. } | CliError::InvalidRequest { .. } => {
+                "Correct every listed field, then run the command again.".into()
+            }
+            CliError::Application(StateError::NotAnApplication { parent, .. }) => format!(
+                "Run the command with {parent}, the application's id."
+            ),
+            CliError::Application(StateError::NotOnboarded { id, .. }) => format!(
+                "Only a SUCCEEDED onboarding has an application; see `onboard status {id}`."
+            ),
+            CliError::Application(StateError::Offboarded { .. }) => {
+                "Onboard it again with `onboard apply SPEC` (a new application id).".into()
+            }
+            CliError::Application(StateError::Corrupt { .. }) => {
+                "Inspect the record with `onboard status ID --output json`; report the defect."
+                    .into()
+            }
+            CliError::NotFixable { id, .. } => format!(
+                "Offboard it (`onboard offboard {id}` cleans up what is left) and onboard it again."
+            ),
             CliError::Config { fix, .. } => fix.clone(),
             CliError::Submit(SubmitError::NamespaceBusy { saga_id, .. }) => format!(
                 "Wait for saga {saga_id} to finish (`onboard status {saga_id}`); if it is \

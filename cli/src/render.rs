@@ -39,6 +39,12 @@ pub fn error_json(err: &CliError) -> Value {
             "problems": errors.problems,
             "warnings": errors.warnings,
         }),
+        CliError::InvalidRequest { errors, .. } => json!({
+            "valid": false,
+            "problems": errors.problems,
+            "warnings": errors.warnings,
+            "error": { "code": err.code(), "message": err.to_string(), "fix": err.fix() },
+        }),
         other => json!({
             "error": { "code": other.code(), "message": other.to_string(), "fix": other.fix() }
         }),
@@ -49,7 +55,7 @@ pub fn error_json(err: &CliError) -> Value {
 pub fn error_text(err: &CliError) -> String {
     let mut s = String::new();
     match err {
-        CliError::InvalidSpec { errors, .. } => {
+        CliError::InvalidSpec { errors, .. } | CliError::InvalidRequest { errors, .. } => {
             let _ = writeln!(s, "error: {err}:");
             s.push_str(&problems(&errors.problems));
             if !errors.warnings.is_empty() {
@@ -192,6 +198,70 @@ pub fn status_meaning(status: SagaStatus) -> &'static str {
     }
 }
 
+/// What a saga's status means for its kind (a finished offboard is not "onboarded").
+fn meaning(view: &SagaView) -> &'static str {
+    let offboarded = view.application.as_ref().is_some_and(|a| a.offboarded);
+    match (view.kind.as_str(), view.status) {
+        ("change", SagaStatus::Succeeded) => "the change is applied",
+        ("offboard", SagaStatus::Succeeded) => "the application is offboarded",
+        ("adopt", SagaStatus::Succeeded) if offboarded => "adopted, since offboarded",
+        ("adopt", SagaStatus::Succeeded) => "the application is under management",
+        ("onboard", SagaStatus::Succeeded) if offboarded => "onboarded, since offboarded",
+        (_, status) => status_meaning(status),
+    }
+}
+
+/// For an application's root saga: the application as managed now and the last drift check.
+fn application(s: &mut String, view: &SagaView, aliases: &BTreeMap<String, String>) {
+    let Some(app) = &view.application else { return };
+    let name = |i: &str| aliases.get(i).map_or(i, String::as_str).to_string();
+    if app.offboarded {
+        let by = app
+            .last_change
+            .as_deref()
+            .map(|c| format!(" by saga {c}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "\nApplication {} OFFBOARDED{by}: it and everything hanging off it were removed",
+            app.app.arn
+        );
+        return;
+    }
+    let _ = writeln!(s, "\nApplication (as managed now)");
+    let _ = writeln!(s, "  {:<10} {}", "name", app.fields.display_name);
+    let _ = writeln!(s, "  {:<10} {}", "arn", app.app.arn);
+    let instances: Vec<String> = app
+        .instances
+        .iter()
+        .map(|i| {
+            let state = if app.paused.contains(i) {
+                "paused"
+            } else {
+                "active"
+            };
+            format!("{} ({state})", name(i))
+        })
+        .collect();
+    let _ = writeln!(s, "  {:<10} {}", "instances", instances.join(", "));
+    for (i, profiles) in app.profiles.iter().filter(|(_, p)| !p.is_empty()) {
+        let list: Vec<&str> = profiles.iter().map(String::as_str).collect();
+        let _ = writeln!(s, "  {:<10} {}: {}", "profiles", name(i), list.join(", "));
+    }
+    if let Some(last) = &app.last_change {
+        let _ = writeln!(s, "  {:<10} saga {last}", "changed by");
+    }
+    if let Some(drift) = &view.drift {
+        let n = drift.items.len();
+        let what = if n == 0 {
+            "no drift".to_string()
+        } else {
+            format!("{n} difference(s) — `onboard drift {}` shows them", view.id)
+        };
+        let _ = writeln!(s, "  {:<10} {} at {}", "drift", what, utc(drift.checked_at));
+    }
+}
+
 fn state_name(state: NodeState) -> &'static str {
     match state {
         NodeState::Pending => "PENDING",
@@ -250,11 +320,14 @@ pub fn saga(view: &SagaView, with_log: bool, retry_flags: &str) -> String {
         "\nSaga {} {} — {}\n  {} saga of namespace {}, {} from start to last change",
         view.id,
         view.status,
-        status_meaning(view.status),
+        meaning(view),
         view.kind,
         view.namespace,
         secs(view.updated_at.saturating_sub(t0)),
     );
+    if let Some(parent) = &view.parent {
+        let _ = writeln!(s, "  changes application {parent}");
+    }
     let labels: Vec<String> = view
         .steps
         .iter()
@@ -302,6 +375,7 @@ pub fn saga(view: &SagaView, with_log: bool, retry_flags: &str) -> String {
         }
     }
     resources(&mut s, view, &aliases);
+    application(&mut s, view, &aliases);
     match view.status {
         SagaStatus::RollbackFailed => {
             let _ = writeln!(
@@ -385,10 +459,19 @@ fn resources(s: &mut String, view: &SagaView, aliases: &BTreeMap<String, String>
         .map(|(k, _)| k.chars().count())
         .max()
         .unwrap_or(0);
-    let heading = if view.status == SagaStatus::Succeeded {
-        "Resources"
-    } else {
-        "Still in place (not undone)"
+    let changed = view.application.as_ref().and_then(|a| {
+        if a.offboarded {
+            Some("Created by this saga, since removed by the offboarding")
+        } else {
+            a.last_change
+                .as_ref()
+                .map(|_| "Created by this saga (since changed: see Application)")
+        }
+    });
+    let heading = match (view.status, changed) {
+        (SagaStatus::Succeeded, Some(h)) => h,
+        (SagaStatus::Succeeded, None) => "Resources",
+        _ => "Still in place (not undone)",
     };
     for (title, lines) in [
         (heading, live_lines),

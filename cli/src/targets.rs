@@ -1,11 +1,14 @@
 //! Wiring the two targets: real AWS (default credential chain and Region, saga log in DynamoDB)
 //! or `--sandbox` (the in-process emulator, saga log in a redb file under `--state-dir`).
 //!
-//! The sandbox lives inside this process, so its world (applications, associations, policies)
-//! starts from the seed on every invocation; only the saga log persists. The sandbox cannot
-//! restore a dumped world exactly (its seed format has no integration-association ids), and a
-//! world rebuilt with new association ids would make later re-drives undo the wrong thing, so
-//! each command gets a fresh world and `status`/`list` read the persisted saga records.
+//! The sandbox lives inside this process; its world (applications, associations, policies,
+//! grants) persists across commands next to the saga log, as a sandbox snapshot in
+//! `--state-dir`/`sandbox-world.json`: loaded when a command starts the sandbox, saved after
+//! every recorded transition of a saga the command runs (the record is written after each side
+//! effect, so the saved world is never older than the log) and when it ends. A snapshot restores
+//! the world exactly, association ids included, so `apply` then `offboard` (or a `retry` after a
+//! crash) find what the earlier command made. `--reset-sandbox` starts the world over from the
+//! seed (the saga log is kept; delete the state directory to forget both).
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
@@ -24,7 +27,9 @@ use onboard_core::onboard::{self, OnboardConfig, OnboardPorts};
 use onboard_core::saga::{RetryPolicy, SagaDef};
 use onboard_core::store::SagaStore;
 use onboard_embedded::RedbSagaStore;
-use onboard_sandbox::{RunningSandbox, Sandbox, SandboxConfig, SeedConfig, ThrottleConfig};
+use onboard_sandbox::{
+    RunningSandbox, Sandbox, SandboxConfig, SandboxHandle, SeedConfig, ThrottleConfig,
+};
 use tokio::sync::OnceCell;
 
 use crate::args::GlobalArgs;
@@ -32,7 +37,8 @@ use crate::error::CliError;
 
 /// The saga database's file name inside `--state-dir`.
 pub const STATE_FILE: &str = "sagas.redb";
-/// Where sandbox runs leave the world they ended with, for inspection (never read back).
+/// The sandbox world between commands (a `SandboxHandle::snapshot`; readable JSON whose
+/// top-level keys are the world's: `applications`, `integration_associations`, `roles`, …).
 pub const WORLD_FILE: &str = "sandbox-world.json";
 
 /// The parsed global options plus the AWS configuration, loaded at most once.
@@ -159,6 +165,7 @@ impl Context {
             ..SandboxConfig::default()
         })
         .await?;
+        self.restore_world(&running, &seed)?;
         for fault in &self.global.inject_fault {
             running.state().add_fault(fault.spec());
         }
@@ -183,10 +190,61 @@ impl Context {
                 locks,
                 Arc::new(SystemClock),
             )),
-            sandbox: Some(SandboxWorld { running, seed }),
+            sandbox: Some(SandboxWorld {
+                running,
+                seed,
+                save_warned: Default::default(),
+            }),
             tuning: Tuning::sandbox(),
             sdk,
         })
+    }
+}
+
+impl Context {
+    fn world_path(&self) -> PathBuf {
+        self.global.state_dir.join(WORLD_FILE)
+    }
+
+    /// Carry on from the world the previous command saved, unless `--reset-sandbox` asks to
+    /// start over (the saved file is removed so later commands start over too). A saved world
+    /// of another seed than an explicit `--seed` is refused rather than mixed.
+    fn restore_world(&self, running: &RunningSandbox, seed: &SeedConfig) -> Result<(), CliError> {
+        let path = self.world_path();
+        let start_over = |why: String| CliError::Config {
+            message: format!(
+                "cannot continue from the saved sandbox world {}: {why}",
+                path.display()
+            ),
+            fix: "Add --reset-sandbox to start the sandbox world over from the seed (the saga \
+                  log is kept; its records then refer to resources the new world lacks)."
+                .into(),
+        };
+        if self.global.reset_sandbox {
+            return match std::fs::remove_file(&path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(start_over(format!("it cannot be removed: {e}"))),
+            };
+        }
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(start_over(e.to_string())),
+        };
+        let saved: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| start_over(e.to_string()))?;
+        if self.global.seed.is_some()
+            && serde_json::to_value(seed).ok().as_ref() != saved.get("seed")
+        {
+            return Err(start_over(
+                "it was seeded differently from --seed".to_string(),
+            ));
+        }
+        running
+            .state()
+            .restore(&saved)
+            .map_err(|e| start_over(e.to_string()))
     }
 }
 
@@ -212,16 +270,32 @@ pub struct World {
 pub struct SandboxWorld {
     pub running: RunningSandbox,
     pub seed: SeedConfig,
+    /// Set once a failed save was reported.
+    save_warned: std::sync::atomic::AtomicBool,
 }
 
 impl SandboxWorld {
-    /// Leave the final world in the state directory so people can see what a run did (the
-    /// SLR policies, grants and associations). Best effort: failing to write it is not a
-    /// failed onboarding.
-    pub fn save_dump(&self, state_dir: &std::path::Path) {
-        let dump = self.running.state().dump();
-        if let Ok(text) = serde_json::to_string_pretty(&dump) {
-            let _ = std::fs::write(state_dir.join(WORLD_FILE), text);
+    /// Save the world in the state directory for the next command (and for people to read:
+    /// the SLR policies, grants and associations). Written to a temporary file and renamed, so
+    /// a killed process never leaves half a world.
+    pub fn save(&self, state_dir: &std::path::Path) -> std::io::Result<()> {
+        save_world_file(self.running.state(), state_dir)
+    }
+
+    /// [`SandboxWorld::save`], warning once on stderr when it fails: the saga itself is not
+    /// affected, but the next command would start from an older world.
+    pub fn save_or_warn(&self, state_dir: &std::path::Path) {
+        if let Err(e) = self.save(state_dir) {
+            if !self
+                .save_warned
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                eprintln!(
+                    "warning: cannot save the sandbox world in {}: {e}; the next command may \
+                     start from an older world",
+                    state_dir.join(WORLD_FILE).display()
+                );
+            }
         }
     }
 
@@ -242,6 +316,19 @@ impl SandboxWorld {
     pub async fn shutdown(self) {
         self.running.shutdown().await;
     }
+}
+
+/// Write `sandbox`'s snapshot to `state_dir`/[`WORLD_FILE`]: to a temporary file, then renamed,
+/// so a killed process never leaves half a world.
+pub fn save_world_file(
+    sandbox: &SandboxHandle,
+    state_dir: &std::path::Path,
+) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(&sandbox.snapshot()).map_err(std::io::Error::other)?;
+    std::fs::create_dir_all(state_dir)?;
+    let tmp = state_dir.join(format!("{WORLD_FILE}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, state_dir.join(WORLD_FILE))
 }
 
 /// Engine and step settings per target.

@@ -416,3 +416,73 @@ async fn serve_preflight_reads_the_sandbox_and_simulates_the_caller() {
         .1
         .contains("CreateApplicationAssociation, app-integrations:DeleteApplicationAssociation"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_runs_lifecycle_sagas_and_keeps_the_sandbox_world_saved() {
+    let state = TempDir::new().unwrap();
+    let mut server = Server::start(&state);
+    let accepted = submit(&server, "crm-panel.json").await;
+    let app = accepted.json()["sagaId"].as_str().unwrap().to_string();
+    assert_onboarded(&poll_until_done(&server, accepted.header("location")).await);
+    let auth = [("x-onboard-principal", PRINCIPAL)];
+
+    let pause = call(
+        &server,
+        "POST",
+        &format!("/applications/{app}/instances/22222222-2222-4222-8222-222222222222/pause"),
+        &auth,
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(
+        pause.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&pause.body)
+    );
+    let view = poll_until_done(&server, pause.header("location")).await;
+    assert_eq!(
+        (view["kind"].as_str(), view["status"].as_str()),
+        (Some("change"), Some("SUCCEEDED")),
+        "{view:#}"
+    );
+
+    let off = call(
+        &server,
+        "DELETE",
+        &format!("/applications/{app}"),
+        &auth,
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(off.status, 202, "{}", String::from_utf8_lossy(&off.body));
+    let view = poll_until_done(&server, off.header("location")).await;
+    assert_eq!(
+        (view["kind"].as_str(), view["status"].as_str()),
+        (Some("offboard"), Some("SUCCEEDED")),
+        "{view:#}"
+    );
+    let off_id = view["id"].as_str().unwrap().to_string();
+    server.wait_for_line(|l| l.starts_with(&format!("saga {off_id}: SUCCEEDED")));
+    let root = call(
+        &server,
+        "GET",
+        &format!("/applications/{app}"),
+        &[],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(root.json()["application"]["offboarded"], true);
+
+    // Saved after every recorded transition (and before the saga's end is announced): the world
+    // on disk has no application any more, while the server still runs.
+    let world: Value = serde_json::from_str(
+        &std::fs::read_to_string(state.path().join("sandbox-world.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        world["applications"].as_object().unwrap().is_empty(),
+        "{}",
+        world["applications"]
+    );
+}

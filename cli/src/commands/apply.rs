@@ -73,11 +73,6 @@ pub async fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8, CliError> {
         ));
         render::print_text(&head)?;
     }
-    let run = Drive {
-        store,
-        feed,
-        definition,
-        world,
-    };
+    let run = Drive { store, feed, world };
     drive::drive(ctx, run, &accepted.saga_id, Action::Run, &accepted.warnings).await
 }

@@ -1,14 +1,17 @@
-//! Running a saga in this process with live progress, then reporting its end state: shared by
-//! `apply` (a new saga) and `retry` (a re-drive or a resume).
+//! Running a saga of any kind (onboard, change, offboard, adopt) in this process with live
+//! progress, then reporting its end state: shared by `apply`, `retry`, `edit`, `pause`,
+//! `resume`, `offboard`, `drift --fix` and `adopt`.
 
 use std::sync::Arc;
 
-use onboard_core::clock::{SystemClock, SystemRandom};
+use onboard_core::clock::{Clock, Random, SystemClock, SystemRandom};
 use onboard_core::engine::{Engine, RunOutcome};
-use onboard_core::onboard::OnboardPorts;
+use onboard_core::lifecycle::service::Sagas;
+use onboard_core::lifecycle::{adopt, change, offboard, LifecyclePorts};
+use onboard_core::onboard::OnboardConfig;
 use onboard_core::record::{SagaRecord, SagaStatus};
 use onboard_core::saga::SagaDef;
-use onboard_core::service::SagaView;
+use onboard_core::service::{RunAction, RunSagaMessage, SagaView};
 use onboard_core::store::SagaStore;
 use onboard_core::validation::Problem;
 use serde::Serialize;
@@ -18,16 +21,17 @@ use crate::args::OutputFormat;
 use crate::error::{exit, CliError};
 use crate::progress::Progress;
 use crate::render;
-use crate::targets::{Context, World};
+use crate::targets::{Context, Tuning, World};
 
-/// Run the saga forward (or resume it) or re-drive its rollback.
+/// Run the saga forward (or resume it) or re-drive it (a ROLLBACK_FAILED rollback, a
+/// NEEDS_ATTENTION offboard).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Run,
     Redrive,
 }
 
-/// `--output json` of `apply` and `retry`: the status view plus the spec's warnings.
+/// `--output json` of the commands that run a saga: the status view plus the spec's warnings.
 #[derive(Serialize)]
 struct RunReport<'a> {
     #[serde(flatten)]
@@ -54,47 +58,124 @@ pub fn exit_for(status: SagaStatus) -> u8 {
     }
 }
 
-/// Everything a run needs: the observed store and its feed, the definition and the world.
+/// `def` with the target's step retry policy (millisecond backoff on the sandbox).
+fn tuned<C: Send + Sync>(tuning: &Tuning, mut def: SagaDef<C>) -> SagaDef<C> {
+    if let Some(retry) = tuning.step_retry {
+        for step in &mut def.steps {
+            step.retry = retry;
+            step.undo_retry = retry;
+        }
+    }
+    def
+}
+
+/// One engine per saga kind on `world`'s ports and `store`, with the target's tuning, so any
+/// recorded saga can be run here exactly as the Lambda worker would.
+pub fn sagas(world: &World, store: Arc<dyn SagaStore>, owner: String) -> Sagas {
+    let tuning = &world.tuning;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let random: Arc<dyn Random> = Arc::new(SystemRandom);
+    let ports = Arc::new(lifecycle_ports(world, store.clone()));
+    let engine = |def: SagaDef<LifecyclePorts>| {
+        Engine::new(
+            Arc::new(def),
+            ports.clone(),
+            store.clone(),
+            clock.clone(),
+            random.clone(),
+            owner.clone(),
+        )
+        .with_config(tuning.engine.clone())
+    };
+    let instances = OnboardConfig::default().instance_concurrency;
+    Sagas {
+        change: engine(tuned(tuning, change::definition(instances))),
+        offboard: engine(tuned(tuning, offboard::definition())),
+        adopt: engine(tuned(tuning, adopt::definition())),
+        onboard: Engine::new(
+            Arc::new(tuning.definition()),
+            world.ports.clone(),
+            store.clone(),
+            clock.clone(),
+            random.clone(),
+            owner.clone(),
+        )
+        .with_config(tuning.engine.clone()),
+    }
+}
+
+/// What lifecycle steps and drift checks call: the world's AWS ports and the saga log.
+pub fn lifecycle_ports(world: &World, store: Arc<dyn SagaStore>) -> LifecyclePorts {
+    LifecyclePorts {
+        aws: world.ports.clone(),
+        store,
+    }
+}
+
+/// Everything a run needs: the observed store and its feed, and the world.
 pub struct Drive {
     pub store: Arc<dyn SagaStore>,
     pub feed: UnboundedReceiver<SagaRecord>,
-    pub definition: Arc<SagaDef<OnboardPorts>>,
     pub world: World,
 }
 
 /// Run saga `id`, showing progress, then print its final view and return the exit code.
 pub async fn drive(
     ctx: &Context,
-    mut run: Drive,
+    run: Drive,
     id: &str,
     action: Action,
     warnings: &[Problem],
 ) -> Result<u8, CliError> {
-    let engine = Engine::new(
-        run.definition.clone(),
-        run.world.ports.clone(),
-        run.store.clone(),
-        Arc::new(SystemClock),
-        Arc::new(SystemRandom),
-        owner(),
-    )
-    .with_config(run.world.tuning.engine.clone());
-    let mut progress = Progress::for_output(ctx.global.output, id);
-    if let Some(record) = run.store.get(id).await? {
-        progress.start_from(&record);
+    let view = run_saga(ctx, run, id, action).await?;
+    print_view(ctx, &view, warnings)
+}
+
+/// Print a finished saga's view (`--output json`: one document) and return its exit code.
+pub fn print_view(ctx: &Context, view: &SagaView, warnings: &[Problem]) -> Result<u8, CliError> {
+    match ctx.global.output {
+        OutputFormat::Json => render::print_json(&RunReport { view, warnings })?,
+        OutputFormat::Text => render::print_text(&render::saga(view, false, &ctx.target_flags()))?,
     }
+    Ok(exit_for(view.status))
+}
+
+/// Run saga `id` on the engine of its kind, showing progress (and keeping the sandbox world
+/// saved after every recorded transition), and return its final view.
+pub async fn run_saga(
+    ctx: &Context,
+    mut run: Drive,
+    id: &str,
+    action: Action,
+) -> Result<SagaView, CliError> {
+    let sagas = sagas(&run.world, run.store.clone(), owner());
+    let record = run
+        .store
+        .get(id)
+        .await?
+        .ok_or_else(|| CliError::NotFound(id.to_string()))?;
+    let message = RunSagaMessage {
+        saga_id: id.to_string(),
+        namespace: record.namespace.clone(),
+        action: match action {
+            Action::Run => RunAction::Run,
+            Action::Redrive => RunAction::Redrive,
+        },
+    };
+    let mut progress = Progress::for_output(ctx.global.output, id);
+    progress.start_from(&record);
     let outcome = {
-        let engine_run = async {
-            match action {
-                Action::Run => engine.run(id).await,
-                Action::Redrive => engine.redrive(id).await,
-            }
-        };
+        let engine_run = sagas.run(&record.kind, &message);
         tokio::pin!(engine_run);
         loop {
             tokio::select! {
                 biased;
-                Some(record) = run.feed.recv() => progress.update(&record),
+                Some(record) = run.feed.recv() => {
+                    progress.update(&record);
+                    // The record is written after each side effect: a world saved now is at
+                    // least as new as the record, so a killed run resumes consistently.
+                    save_world(ctx, &run.world);
+                }
                 outcome = &mut engine_run => break outcome,
             }
         }
@@ -104,7 +185,7 @@ pub async fn drive(
     }
     progress.finish();
     if let Some(sandbox) = run.world.sandbox.take() {
-        sandbox.save_dump(&ctx.global.state_dir);
+        sandbox.save_or_warn(&ctx.global.state_dir);
         sandbox.shutdown().await;
     }
     match outcome? {
@@ -122,13 +203,12 @@ pub async fn drive(
         .get(id)
         .await?
         .ok_or_else(|| CliError::NotFound(id.to_string()))?;
-    let view = SagaView::from_record(&record);
-    match ctx.global.output {
-        OutputFormat::Json => render::print_json(&RunReport {
-            view: &view,
-            warnings,
-        })?,
-        OutputFormat::Text => render::print_text(&render::saga(&view, false, &ctx.target_flags()))?,
+    Ok(SagaView::from_record(&record))
+}
+
+/// Save the sandbox world (if any) in the state directory.
+pub fn save_world(ctx: &Context, world: &World) {
+    if let Some(sandbox) = &world.sandbox {
+        sandbox.save_or_warn(&ctx.global.state_dir);
     }
-    Ok(exit_for(view.status))
 }

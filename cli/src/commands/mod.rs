@@ -1,10 +1,17 @@
-//! One module per subcommand, plus what `apply` and `retry` share (`drive`) and spec loading.
+//! One module per subcommand, plus what the saga-running commands share (`drive`, and
+//! `lifecycle` for the day-two ones) and spec loading.
 
+pub mod adopt;
 pub mod apply;
 pub mod check_url;
+pub mod drift;
 pub mod drive;
+pub mod edit;
 pub mod export_asl;
+pub mod lifecycle;
 pub mod list;
+pub mod offboard;
+pub mod pause;
 pub mod plan;
 pub mod retry;
 pub mod serve;

@@ -1,16 +1,15 @@
-//! `onboard retry ID`: re-drive a ROLLBACK_FAILED saga after its cause was fixed, or resume a
-//! saga a crashed run left RUNNING/ROLLING_BACK (once its lease expired).
+//! `onboard retry ID`: re-drive a ROLLBACK_FAILED saga (its rollback) or a NEEDS_ATTENTION one
+//! (an offboard carries on forward) after its cause was fixed, or resume a saga of any kind a
+//! crashed run left RUNNING/ROLLING_BACK (once its lease expired).
 
 use std::sync::Arc;
 
-use onboard_core::record::SagaStatus;
 use onboard_core::store::SagaStore;
 
-use crate::args::{OutputFormat, RetryArgs};
+use crate::args::RetryArgs;
 use crate::commands::drive::{self, Action, Drive};
 use crate::error::CliError;
 use crate::progress::ObservedStore;
-use crate::render;
 use crate::targets::Context;
 
 pub async fn run(ctx: &Context, args: &RetryArgs) -> Result<u8, CliError> {
@@ -24,7 +23,7 @@ pub async fn run(ctx: &Context, args: &RetryArgs) -> Result<u8, CliError> {
         .await?
         .ok_or_else(|| CliError::NotFound(args.id.clone()))?;
     let action = match record.status {
-        SagaStatus::RollbackFailed => Action::Redrive,
+        s if s.is_redrivable() => Action::Redrive,
         s if s.is_runnable() => Action::Run,
         s => {
             return Err(CliError::NothingToRetry {
@@ -33,21 +32,9 @@ pub async fn run(ctx: &Context, args: &RetryArgs) -> Result<u8, CliError> {
             })
         }
     };
-    if ctx.sandbox() && ctx.global.output == OutputFormat::Text {
-        render::print_text(
-            "note: the sandbox world is fresh in every run (only the saga log persists), so \
-             undos of resources made by an earlier run find nothing to remove.\n",
-        )?;
-    }
     let world = ctx.world(stores.locks.clone()).await?;
     let (observed, feed) = ObservedStore::new(stores.store.clone());
     let store: Arc<dyn SagaStore> = Arc::new(observed);
-    let definition = Arc::new(world.tuning.definition());
-    let run = Drive {
-        store,
-        feed,
-        definition,
-        world,
-    };
+    let run = Drive { store, feed, world };
     drive::drive(ctx, run, &args.id, action, &[]).await
 }

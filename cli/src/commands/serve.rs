@@ -3,8 +3,11 @@
 //! The API is the Lambda's own axum router (`onboard_api::router`), served here by axum on a TCP
 //! listener instead of `lambda_http`. Accepted submissions go to an in-process queue (a tokio
 //! channel behind [`SagaQueue`]); one worker task takes them in order and runs each through the
-//! Lambda worker's per-message handling ([`Worker::handle_message`]) on an engine configured
-//! exactly as `apply` configures it (sandbox or AWS, same tuning, same saga definition).
+//! Lambda worker's per-message handling ([`Worker::handle_message`]) on the engine of the saga's
+//! kind (onboard, and the lifecycle routes' change, offboard and adopt sagas), configured
+//! exactly as `apply` configures it (sandbox or AWS, same tuning, same saga definitions). On the
+//! sandbox the world is saved in the state directory after every recorded transition, like the
+//! other commands do.
 //!
 //! Lifecycle: bind → queue every unfinished saga the log holds (a killed `serve` resumes) →
 //! print the URL and a `ready` line → serve until Ctrl-C or SIGTERM → stop accepting, let the
@@ -17,14 +20,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use onboard_api::{Api, PrincipalConfig, WebhookConfig};
-use onboard_core::clock::{Clock, SystemClock, SystemRandom};
-use onboard_core::engine::Engine;
+use onboard_core::clock::{Clock, SystemClock};
 use onboard_core::error::ErrorInfo;
 use onboard_core::idempotency::IdempotencyConfig;
 use onboard_core::record::{LogEntry, Millis, SagaRecord, SagaStatus};
 use onboard_core::service::{queue_error, Onboarding, RunAction, RunSagaMessage, SagaQueue};
 use onboard_core::store::SagaStore;
 use onboard_lambda_common::Emf;
+use onboard_sandbox::SandboxHandle;
 use onboard_worker::{Disposition, Worker};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -35,7 +38,7 @@ use crate::commands::drive;
 use crate::error::{exit, CliError};
 use crate::progress::{new_entries, ObservedStore};
 use crate::render;
-use crate::targets::Context;
+use crate::targets::{save_world_file, Context};
 
 /// How long in-flight HTTP requests get to finish after the stop signal.
 const HTTP_DRAIN: Duration = Duration::from_secs(10);
@@ -98,6 +101,11 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<u8, CliError> {
 
     let mut world = ctx.world(stores.locks.clone()).await?;
     let definition = Arc::new(world.tuning.definition());
+    let persist = world.sandbox.as_ref().map(|s| Persist {
+        sandbox: s.running.state().clone(),
+        dir: ctx.global.state_dir.clone(),
+        warned: false,
+    });
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (queue_tx, queue_rx) = mpsc::unbounded_channel();
 
@@ -121,17 +129,8 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<u8, CliError> {
     // The engine writes through an observed store: every accepted write is a progress line, and
     // the point where a stopping server may let go of the saga.
     let (observed, feed) = ObservedStore::new(stores.store.clone());
-    let engine = Engine::new(
-        definition,
-        world.ports.clone(),
-        Arc::new(observed),
-        clock.clone(),
-        Arc::new(SystemRandom),
-        drive::owner(),
-    )
-    .with_config(world.tuning.engine.clone());
     let worker = Worker {
-        engine,
+        sagas: drive::sagas(&world, Arc::new(observed), drive::owner()),
         store: stores.store.clone(),
         clock,
         emf: Emf::discard("worker"),
@@ -160,11 +159,13 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<u8, CliError> {
             json!({"event": "webhookSecret", "secret": secret, "generated": true}),
         );
     }
-    resume_unfinished(stores.store.as_ref(), &queue_tx, ctx.sandbox(), out).await?;
+    resume_unfinished(stores.store.as_ref(), &queue_tx, out).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut server = tokio::spawn(serve_http(listener, router, stop_rx.clone()));
-    let worker_task = tokio::spawn(work(worker, queue_tx, queue_rx, feed, stop_rx, out));
+    let worker_task = tokio::spawn(work(
+        worker, queue_tx, queue_rx, feed, stop_rx, out, persist,
+    ));
     out.say(
         &format!("listening on {url}"),
         json!({"event": "listening", "url": url}),
@@ -204,7 +205,7 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<u8, CliError> {
     };
     let _ = worker_task.await;
     if let Some(sandbox) = world.sandbox.take() {
-        sandbox.save_dump(&ctx.global.state_dir);
+        sandbox.save_or_warn(&ctx.global.state_dir);
         sandbox.shutdown().await;
     }
     match served {
@@ -266,7 +267,6 @@ async fn serve_http(
 async fn resume_unfinished(
     store: &dyn SagaStore,
     queue: &mpsc::UnboundedSender<RunSagaMessage>,
-    sandbox: bool,
     out: Out,
 ) -> Result<(), CliError> {
     let mut found: Vec<SagaRecord> = Vec::new();
@@ -302,13 +302,6 @@ async fn resume_unfinished(
         json!({"event": "resuming", "sagas": found.iter()
             .map(|r| json!({"sagaId": r.id, "status": r.status})).collect::<Vec<_>>()}),
     );
-    if sandbox && found.iter().any(|r| r.status != SagaStatus::Pending) {
-        out.say(
-            "note: the sandbox world is fresh in every run (only the saga log persists), so an \
-             interrupted saga's earlier changes are not there any more",
-            json!({"event": "note", "message": "the sandbox world is fresh in every run"}),
-        );
-    }
     for r in found {
         let _ = queue.send(RunSagaMessage {
             saga_id: r.id,
@@ -334,6 +327,28 @@ fn requeue_after(
     });
 }
 
+/// Where the sandbox world is saved while sagas run.
+struct Persist {
+    sandbox: SandboxHandle,
+    dir: std::path::PathBuf,
+    warned: bool,
+}
+
+impl Persist {
+    /// Save the world; a failure is reported once and does not stop the server.
+    fn save(&mut self, out: Out) {
+        if let Err(e) = save_world_file(&self.sandbox, &self.dir) {
+            if !self.warned {
+                self.warned = true;
+                out.say(
+                    &format!("warning: cannot save the sandbox world in {}: {e}", self.dir.display()),
+                    json!({"event": "warning", "message": format!("cannot save the sandbox world: {e}")}),
+                );
+            }
+        }
+    }
+}
+
 /// The worker: one saga at a time, in queue order, until the stop signal.
 async fn work(
     worker: Worker,
@@ -342,6 +357,7 @@ async fn work(
     mut feed: mpsc::UnboundedReceiver<SagaRecord>,
     mut stop: watch::Receiver<bool>,
     out: Out,
+    mut persist: Option<Persist>,
 ) {
     loop {
         let message = tokio::select! {
@@ -369,6 +385,9 @@ async fn work(
                     d = &mut run => break Some(d),
                     Some(record) = feed.recv() => {
                         progress.update(&record);
+                        if let Some(p) = persist.as_mut() {
+                            p.save(out);
+                        }
                         if stopping && record.id == id {
                             break None;
                         }
@@ -379,6 +398,9 @@ async fn work(
         };
         while let Ok(record) = feed.try_recv() {
             progress.update(&record);
+        }
+        if let Some(p) = persist.as_mut() {
+            p.save(out);
         }
         let Some(disposition) = disposition else {
             out.say(
@@ -426,7 +448,7 @@ async fn work(
         if let Some(lease) = record
             .lease
             .as_ref()
-            .filter(|l| record.status.is_runnable() && l.owner != worker.engine.owner())
+            .filter(|l| record.status.is_runnable() && l.owner != worker.sagas.onboard.owner())
         {
             out.say(
                 &format!(

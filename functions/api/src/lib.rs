@@ -6,6 +6,13 @@
 //! | `POST /applications` | validate a spec; 400 problem+json listing every problem, else record + enqueue → 202, `Location` |
 //! | `GET /applications/{id}` | the saga's status page (steps per instance, ARNs, last error, next action) |
 //! | `GET /applications` | list; `?status=`, `?limit=` (1–100, default 20), `?cursor=` |
+//! | `POST /applications/{id}/retry` | re-drive a ROLLBACK_FAILED or NEEDS_ATTENTION saga → 202 |
+//! | `PATCH /applications/{id}` | edit an application (changed fields only) → 202 + a `change` saga |
+//! | `DELETE /applications/{id}` | offboard an application → 202 + an `offboard` saga |
+//! | `POST /applications/{id}/instances/{instance}/pause`, `…/resume` | stop / restart it on one instance → 202 + a `change` saga |
+//! | `GET /applications/{id}/drift` | the last drift check's report; 404 before the first |
+//! | `POST /applications/{id}/drift/fix` | re-apply the recorded state after drift → 202 + a `change` saga; 409 without drift |
+//! | `POST /applications/adopt` | `{"namespace"}`: bring a console-made application under management → 202 + an `adopt` saga |
 //! | `POST /preflight` | dry run: validation, namespace availability, the planned steps; with AWS ports the saga's preflight (instances, SLR, budget, namespace, profiles, caller permissions, framing) as `findings`; no side effect |
 //! | `POST /webhooks/{source}` | signed ticket webhooks (`servicenow`, `jira`, `generic`) |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document, generated from these handlers |
@@ -30,6 +37,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub mod config;
+pub mod lifecycle_routes;
 pub mod principal;
 pub mod problem;
 pub mod routes;
@@ -99,6 +107,7 @@ pub fn random_saga_id() -> String {
     ),
     tags(
         (name = "applications", description = "Portal submissions and saga status"),
+        (name = "lifecycle", description = "Day-two operations on an onboarded application: edit, pause/resume, offboard, drift, adopt"),
         (name = "webhooks", description = "Signed ticketing-system webhooks"),
         (name = "meta", description = "Health and the API description")
     )
@@ -111,6 +120,13 @@ fn api_routes() -> OpenApiRouter<Arc<Api>> {
         .routes(routes!(routes::submit, routes::list))
         .routes(routes!(routes::get_application))
         .routes(routes!(routes::retry))
+        .routes(routes!(lifecycle_routes::edit))
+        .routes(routes!(lifecycle_routes::offboard))
+        .routes(routes!(lifecycle_routes::pause))
+        .routes(routes!(lifecycle_routes::resume))
+        .routes(routes!(lifecycle_routes::get_drift))
+        .routes(routes!(lifecycle_routes::fix_drift))
+        .routes(routes!(lifecycle_routes::adopt))
         .routes(routes!(routes::preflight))
         .routes(routes!(webhooks::receive))
         .routes(routes!(routes::health))

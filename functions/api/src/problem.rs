@@ -39,6 +39,20 @@ pub enum Kind {
     Unavailable,
     /// 503: an AWS service preflight reads throttled or failed transiently.
     AwsUnavailable,
+    /// 409: the application was offboarded; nothing can change it any more.
+    ApplicationOffboarded,
+    /// 409: the application's onboarding (or adoption) has not succeeded (yet).
+    NotOnboarded,
+    /// 409: the id names a lifecycle saga (change, offboard), not an application.
+    NotAnApplication,
+    /// 409: a drift fix was asked before any drift check ran.
+    DriftNotChecked,
+    /// 409: the last drift check found no difference; there is nothing to fix.
+    NoDrift,
+    /// 409: the drift cannot be fixed in place (the application was deleted outside).
+    DriftNotFixable,
+    /// 500: a stored record cannot be read as what it claims to be.
+    RecordCorrupt,
 }
 
 impl Kind {
@@ -57,6 +71,13 @@ impl Kind {
             Kind::TooLarge => "urn:connect-onboarding:problem:payload-too-large",
             Kind::Unavailable => "urn:connect-onboarding:problem:store-unavailable",
             Kind::AwsUnavailable => "urn:connect-onboarding:problem:aws-unavailable",
+            Kind::ApplicationOffboarded => "urn:connect-onboarding:problem:application-offboarded",
+            Kind::NotOnboarded => "urn:connect-onboarding:problem:application-not-onboarded",
+            Kind::NotAnApplication => "urn:connect-onboarding:problem:not-an-application",
+            Kind::DriftNotChecked => "urn:connect-onboarding:problem:drift-not-checked",
+            Kind::NoDrift => "urn:connect-onboarding:problem:no-drift",
+            Kind::DriftNotFixable => "urn:connect-onboarding:problem:drift-not-fixable",
+            Kind::RecordCorrupt => "urn:connect-onboarding:problem:record-corrupt",
         }
     }
 
@@ -74,6 +95,13 @@ impl Kind {
             Kind::TooLarge => "The request body is too large",
             Kind::Unavailable => "The saga store is unavailable",
             Kind::AwsUnavailable => "An AWS service did not answer in time",
+            Kind::ApplicationOffboarded => "The application was offboarded",
+            Kind::NotOnboarded => "The application is not onboarded",
+            Kind::NotAnApplication => "The id names a saga, not an application",
+            Kind::DriftNotChecked => "No drift check has run for the application",
+            Kind::NoDrift => "The application has not drifted",
+            Kind::DriftNotFixable => "The drift cannot be fixed in place",
+            Kind::RecordCorrupt => "The saga record is unreadable",
         }
     }
 
@@ -85,7 +113,14 @@ impl Kind {
             Kind::IdempotencyConflict
             | Kind::InProgress
             | Kind::NamespaceBusy
-            | Kind::WrongState => StatusCode::CONFLICT,
+            | Kind::WrongState
+            | Kind::ApplicationOffboarded
+            | Kind::NotOnboarded
+            | Kind::NotAnApplication
+            | Kind::DriftNotChecked
+            | Kind::NoDrift
+            | Kind::DriftNotFixable => StatusCode::CONFLICT,
+            Kind::RecordCorrupt => StatusCode::INTERNAL_SERVER_ERROR,
             Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Kind::Unavailable | Kind::AwsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }

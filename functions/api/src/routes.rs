@@ -57,7 +57,8 @@ pub struct SagaSummary {
     pub id: String,
     pub kind: String,
     pub namespace: String,
-    /// PENDING, RUNNING, ROLLING_BACK, SUCCEEDED, ROLLED_BACK or ROLLBACK_FAILED.
+    /// PENDING, RUNNING, ROLLING_BACK, SUCCEEDED, ROLLED_BACK, ROLLBACK_FAILED or
+    /// NEEDS_ATTENTION.
     pub status: String,
     /// Epoch milliseconds.
     pub created_at: u64,
@@ -120,7 +121,8 @@ struct SagaViewDoc {
     id: String,
     kind: String,
     namespace: String,
-    /// PENDING, RUNNING, ROLLING_BACK, SUCCEEDED, ROLLED_BACK or ROLLBACK_FAILED.
+    /// PENDING, RUNNING, ROLLING_BACK, SUCCEEDED, ROLLED_BACK, ROLLBACK_FAILED or
+    /// NEEDS_ATTENTION.
     status: String,
     #[schema(rename = "createdAt")]
     created_at: u64,
@@ -136,6 +138,13 @@ struct SagaViewDoc {
     /// What the operator should do next, when anything.
     #[schema(rename = "nextAction")]
     next_action: Option<String>,
+    /// For an application (its onboard or adopt saga): the application as managed now
+    /// (fields, instances, paused instances, profiles, `offboarded`).
+    application: Option<Value>,
+    /// For an application: the last drift check (`checkedAt`, `items`).
+    drift: Option<Value>,
+    /// For a lifecycle saga (change, offboard): the application it changes.
+    parent: Option<String>,
     /// Every transition, oldest first.
     log: Vec<Value>,
 }
@@ -241,7 +250,7 @@ pub(crate) fn spec_with_requester(
     parse_spec(&bytes)
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Box<ApiProblem>> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Box<ApiProblem>> {
     let Some(v) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
@@ -310,7 +319,7 @@ pub(crate) async fn accept(api: &Api, spec: &ApplicationSpec, key: Option<&str>)
     resp
 }
 
-fn refused(err: SubmitError) -> ApiProblem {
+pub(crate) fn refused(err: SubmitError) -> ApiProblem {
     let detail = err.to_string();
     match err {
         SubmitError::PayloadMismatch { saga_id, .. } => {
@@ -403,8 +412,8 @@ pub async fn get_application(State(api): State<Arc<Api>>, Path(id): Path<String>
     }
 }
 
-/// Re-drive a ROLLBACK_FAILED saga after the cause was fixed: its rollback resumes from the
-/// undo that failed.
+/// Re-drive a ROLLBACK_FAILED saga (its rollback resumes from the undo that failed) or a
+/// NEEDS_ATTENTION offboard (it carries on forward) after the cause was fixed.
 #[utoipa::path(
     post,
     path = "/applications/{id}/retry",
@@ -413,7 +422,7 @@ pub async fn get_application(State(api): State<Arc<Api>>, Path(id): Path<String>
     responses(
         (status = 202, description = "The re-drive is queued; poll the Location"),
         (status = 404, description = "No such saga", body = ApiProblem, content_type = "application/problem+json"),
-        (status = 409, description = "The saga is not ROLLBACK_FAILED", body = ApiProblem, content_type = "application/problem+json"),
+        (status = 409, description = "The saga is not ROLLBACK_FAILED or NEEDS_ATTENTION", body = ApiProblem, content_type = "application/problem+json"),
         (status = 503, description = "Store or queue unavailable", body = ApiProblem, content_type = "application/problem+json"),
     )
 )]
@@ -441,9 +450,7 @@ pub async fn retry(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Respo
         }
         Err(e @ RedriveFailure::NotRedrivable { .. }) => {
             ApiProblem::new(Kind::WrongState, e.to_string())
-                .fix(
-                    "Only a ROLLBACK_FAILED saga needs a re-drive; GET the saga to see its status.",
-                )
+                .fix(NOT_REDRIVABLE_FIX)
                 .saga(id)
                 .into_response()
         }
@@ -451,6 +458,9 @@ pub async fn retry(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Respo
         Err(RedriveFailure::Store(e)) => ApiProblem::store(e).into_response(),
     }
 }
+
+const NOT_REDRIVABLE_FIX: &str =
+    "Only a ROLLBACK_FAILED or NEEDS_ATTENTION saga needs a re-drive; GET the saga to see its status.";
 
 /// The statuses a listing walks, and where in them a cursor points.
 fn decode_cursor(cursor: &str) -> Option<(SagaStatus, Option<String>)> {
@@ -502,7 +512,8 @@ pub async fn list(
             None | Some("") => SagaStatus::ALL.to_vec(),
             Some(s) => vec![SagaStatus::parse(&s.to_ascii_uppercase()).ok_or_else(|| {
                 ApiProblem::new(Kind::BadRequest, format!("status {s:?} is not a saga status")).fix(
-                    "Use PENDING, RUNNING, ROLLING_BACK, SUCCEEDED, ROLLED_BACK or ROLLBACK_FAILED.",
+                    "Use PENDING, RUNNING, ROLLING_BACK, SUCCEEDED, ROLLED_BACK, ROLLBACK_FAILED or \
+                     NEEDS_ATTENTION.",
                 )
             })?],
         };

@@ -4,12 +4,14 @@
 //! | metric | unit | dimensions | when |
 //! |---|---|---|---|
 //! | `SagasStarted` | Count | Function | the run took a PENDING saga |
-//! | `SagasSucceeded` / `SagasRolledBack` / `SagasRollbackFailed` | Count | Function | the run ended the saga in that status |
+//! | `SagasSucceeded` / `SagasRolledBack` / `SagasRollbackFailed` / `SagasNeedsAttention` | Count | Function | the run ended the saga in that status |
 //! | `Retries` | Count | Function | retries (and undo retries) logged during the run |
 //! | `StepLatency` | Milliseconds | Function, Step | per node finished during the run: first start → finish |
 //! | `StepRetries` | Count | Function, Step | retries of that step during the run |
 //!
-//! `SagasRollbackFailed` is the alarm metric: any value > 0 needs an operator.
+//! Every document carries the saga's `sagaId`, `namespace`, `kind` (onboard, change, offboard,
+//! adopt) and `ticketId` as properties. `SagasRollbackFailed` and `SagasNeedsAttention` (an
+//! offboard that stopped part-way) are the alarm metrics: any value > 0 needs an operator.
 
 use std::collections::BTreeMap;
 
@@ -34,6 +36,7 @@ pub fn finished_metric(status: SagaStatus) -> Option<&'static str> {
         SagaStatus::Succeeded => Some("SagasSucceeded"),
         SagaStatus::RolledBack => Some("SagasRolledBack"),
         SagaStatus::RollbackFailed => Some("SagasRollbackFailed"),
+        SagaStatus::NeedsAttention => Some("SagasNeedsAttention"),
         _ => None,
     }
 }
@@ -50,6 +53,7 @@ pub fn report_run(
     let props = [
         ("sagaId", Value::from(after.id.as_str())),
         ("namespace", Value::from(after.namespace.as_str())),
+        ("kind", Value::from(after.kind.as_str())),
         (
             "ticketId",
             ticket_id(after).map_or(Value::Null, Value::from),
@@ -207,8 +211,27 @@ mod tests {
         let docs = emf.documents();
         assert!(docs
             .iter()
-            .all(|d| d["ticketId"] == "CHG1" && d["sagaId"] == "sg-1"));
+            .all(|d| d["ticketId"] == "CHG1" && d["sagaId"] == "sg-1" && d["kind"] == "onboard"));
         let assoc = docs.iter().find(|d| d["Step"] == "associate").unwrap();
         assert_eq!(assoc["StepLatency"], json!([200.0, 150.0]));
+    }
+
+    #[test]
+    fn needs_attention_is_reported_like_rollback_failed() {
+        assert_eq!(
+            finished_metric(SagaStatus::NeedsAttention),
+            Some("SagasNeedsAttention")
+        );
+        assert_eq!(
+            finished_metric(SagaStatus::RollbackFailed),
+            Some("SagasRollbackFailed")
+        );
+        for s in [
+            SagaStatus::Pending,
+            SagaStatus::Running,
+            SagaStatus::RollingBack,
+        ] {
+            assert_eq!(finished_metric(s), None, "{s} is not an end status");
+        }
     }
 }

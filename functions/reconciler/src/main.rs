@@ -3,14 +3,21 @@
 //!
 //! Environment: `TABLE_NAME` and `QUEUE_URL` (required); optional `RECONCILE_LIMIT` (stalled
 //! sagas re-queued per sweep, default 100), `PENDING_GRACE_SECONDS` (default 120),
-//! `METRICS_NAMESPACE`, `AWS_LAMBDA_LOG_LEVEL` / `RUST_LOG`.
+//! `DRIFT_CHECK` (`true`/`false`, default true), `DRIFT_CHECK_LIMIT` (applications checked per
+//! sweep, default 10), `DRIFT_CHECK_BUDGET_SECONDS` (no new check after this, default 120; keep
+//! it well under the function's timeout), `CONNECT_RATE_PER_SECOND` / `CONNECT_BURST` (the
+//! drift checks' client-side Connect limit, default 1 / 2: the account's Connect quota is shared
+//! with the worker), `METRICS_NAMESPACE`, `AWS_LAMBDA_LOG_LEVEL` / `RUST_LOG`.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use onboard_core::clock::SystemClock;
+use onboard_aws::ConnectRate;
+use onboard_core::clock::{Clock, SystemClock};
+use onboard_core::lifecycle::LifecyclePorts;
 use onboard_lambda_common::{clients, emf, logging, ConfigError, Emf, Env};
 use onboard_reconciler::{Reconciler, ReconcilerConfig};
 
@@ -29,18 +36,43 @@ async fn init(env: &Env) -> Result<Reconciler, ConfigError> {
         pending_grace: Duration::from_secs(
             env.parse_or("PENDING_GRACE_SECONDS", defaults.pending_grace.as_secs())?,
         ),
+        drift_check_limit: env.parse_or("DRIFT_CHECK_LIMIT", defaults.drift_check_limit)?,
+        drift_budget: Duration::from_secs(env.parse_or(
+            "DRIFT_CHECK_BUDGET_SECONDS",
+            defaults.drift_budget.as_secs(),
+        )?),
         ..defaults
+    };
+    let drift_check = env.flag("DRIFT_CHECK", true)?;
+    let rate = ConnectRate {
+        per_second: env.parse_or("CONNECT_RATE_PER_SECOND", NonZeroU32::MIN)?,
+        burst: env.parse_or("CONNECT_BURST", NonZeroU32::MIN.saturating_add(1))?,
     };
     let namespace = env
         .get("METRICS_NAMESPACE")
         .unwrap_or_else(|| emf::DEFAULT_NAMESPACE.to_string());
     let sdk = clients::sdk_config().await;
+    let store = clients::saga_store(&sdk, &table);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // Built like the worker's, so drift is read exactly as the sagas see AWS.
+    let drift = drift_check.then(|| {
+        Arc::new(LifecyclePorts {
+            aws: Arc::new(onboard_aws::onboard_ports(
+                &sdk,
+                rate,
+                store.clone(),
+                clock.clone(),
+            )),
+            store: store.clone(),
+        })
+    });
     Ok(Reconciler {
-        store: clients::saga_store(&sdk, &table),
+        store,
         queue: clients::saga_queue(&sdk, &queue_url),
-        clock: Arc::new(SystemClock),
+        clock,
         emf: Emf::stdout(&namespace, "reconciler"),
         config,
+        drift,
     })
 }
 

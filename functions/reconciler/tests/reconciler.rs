@@ -1,6 +1,7 @@
 //! The reconciler against the in-memory store and the fake AWS world: a worker killed mid-saga
-//! is finished after its lease expires, never-queued sagas get queued, ROLLBACK_FAILED sagas are
-//! counted.
+//! is finished after its lease expires, never-queued sagas (of any kind) get queued,
+//! ROLLBACK_FAILED and NEEDS_ATTENTION sagas are counted. Drift checks run against the sandbox:
+//! see `drift.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -9,9 +10,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use onboard_core::engine::Engine;
+use onboard_core::engine::EngineConfig;
 use onboard_core::error::{ErrorInfo, ErrorKind};
 use onboard_core::idempotency::IdempotencyConfig;
+use onboard_core::lifecycle::service::{LifecycleError, SagaSettings, Sagas};
 use onboard_core::onboard::{self, OnboardConfig, OnboardPorts};
 use onboard_core::record::{Millis, SagaRecord, SagaStatus};
 use onboard_core::saga::SagaDef;
@@ -134,6 +136,7 @@ fn harness() -> Harness {
         clock: clock.clone(),
         emf: Emf::capture("reconciler"),
         config: ReconcilerConfig::default(),
+        drift: None,
     };
     Harness {
         world,
@@ -149,13 +152,16 @@ fn harness() -> Harness {
 impl Harness {
     fn worker(&self, owner: &str) -> Worker {
         Worker {
-            engine: Engine::new(
-                self.def.clone(),
+            sagas: Sagas::new(
                 self.ports.clone(),
                 self.store.clone(),
                 self.clock.clone(),
                 Arc::new(FixedRandom(0.5)),
-                owner,
+                SagaSettings {
+                    onboard: OnboardConfig::default(),
+                    engine: EngineConfig::default(),
+                    owner: owner.into(),
+                },
             ),
             store: self.store.clone(),
             clock: self.clock.clone(),
@@ -323,9 +329,103 @@ fn the_scheduled_event_fixture_is_what_the_handler_accepts() {
         stalled: 2,
         requeued: 1,
         too_recent: 1,
-        requeue_failed: 0,
         rollback_failed: 3,
+        needs_attention: 4,
+        drifted: 5,
+        ..Report::default()
     })
     .unwrap();
     assert_eq!(report["rollbackFailed"], 3);
+    assert_eq!(report["needsAttention"], 4);
+    assert_eq!(report["drifted"], 5);
+}
+
+impl Harness {
+    /// Onboard through a worker; returns the application id.
+    async fn onboarded(&self, url: &str) -> String {
+        let id = self.submit(url).await.unwrap();
+        let message = self.take_sent().pop().unwrap();
+        assert_eq!(
+            self.worker("w").handle_message(&message).await,
+            Disposition::Done
+        );
+        assert_eq!(self.record(&id).await.status, SagaStatus::Succeeded);
+        id
+    }
+}
+
+#[tokio::test]
+async fn a_lifecycle_saga_recorded_but_never_queued_is_queued_and_runs_on_its_engine() {
+    let h = harness();
+    let app = h.onboarded("https://crm.example.com/agent").await;
+    h.queue.down.store(true, Ordering::SeqCst);
+    let err = h
+        .onboarding()
+        .lifecycle()
+        .pause(
+            &app,
+            fw::INSTANCE_BETA,
+            "ops@example.com",
+            None,
+            "sg-pause".into(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LifecycleError::NotQueued { .. }), "{err:?}");
+    h.queue.down.store(false, Ordering::SeqCst);
+
+    h.clock.advance(Duration::from_secs(121));
+    let report = h.reconciler.sweep().await.unwrap();
+
+    assert_eq!(report.requeued, 1);
+    let sent = h.take_sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].saga_id, "sg-pause");
+    assert_eq!(
+        h.worker("w2").handle_message(&sent[0]).await,
+        Disposition::Done
+    );
+    let pause = h.record("sg-pause").await;
+    assert_eq!(
+        (pause.kind.as_str(), pause.status),
+        ("change", SagaStatus::Succeeded)
+    );
+}
+
+#[tokio::test]
+async fn needs_attention_sagas_are_reported_as_a_metric_and_not_requeued() {
+    let h = harness();
+    let app = h.onboarded("https://crm.example.com/agent").await;
+    h.world
+        .fail_always("delete_application", fw::access_denied());
+    h.onboarding()
+        .lifecycle()
+        .offboard(&app, "ops@example.com", None, "sg-off".into())
+        .await
+        .unwrap();
+    let message = h.take_sent().pop().unwrap();
+    assert_eq!(
+        h.worker("w").handle_message(&message).await,
+        Disposition::Done
+    );
+    assert_eq!(h.record("sg-off").await.status, SagaStatus::NeedsAttention);
+
+    h.clock.advance(Duration::from_secs(3600));
+    let report = h.reconciler.sweep().await.unwrap();
+
+    assert_eq!((report.needs_attention, report.rollback_failed), (1, 0));
+    assert_eq!(report.requeued, 0, "it waits for an operator's re-drive");
+    assert_eq!(h.reconciler.emf.total("SagasInNeedsAttention"), 1.0);
+    assert_eq!(h.reconciler.emf.total("SagasInRollbackFailed"), 0.0);
+    assert_eq!(
+        h.reconciler.emf.total("DriftChecks"),
+        0.0,
+        "no drift metrics when drift checking is off"
+    );
+    assert!(h
+        .reconciler
+        .emf
+        .documents()
+        .iter()
+        .all(|d| d.get("ApplicationsDrifted").is_none()));
 }

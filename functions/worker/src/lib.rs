@@ -1,15 +1,15 @@
 //! The SQS worker: each message names a saga to run (or re-drive); the worker runs it on the
-//! engine built once at init and answers with a partial batch response, so one bad message never
-//! fails its neighbours.
+//! engine for the saga's kind (onboard, change, offboard, adopt — [`Sagas`], built once at init)
+//! and answers with a partial batch response, so one bad message never fails its neighbours.
 //!
 //! Per message:
 //!
 //! | situation | reported | why |
 //! |---|---|---|
 //! | body is not a `RunSagaMessage` | failed, reason logged | the redrive policy moves it to the DLQ, where it can be inspected |
-//! | saga unknown, or of a kind this worker does not run | failed, reason logged | retrying will not help; the DLQ keeps it |
+//! | saga unknown, or of a kind no engine runs | failed, reason logged | retrying will not help; the DLQ keeps it |
 //! | saga finished, or leased by another worker | success (no-op) | redelivery must not fail the batch |
-//! | lease lost mid-run, re-drive of a saga no longer ROLLBACK_FAILED | success (no-op) | another worker owns it / nothing to re-drive |
+//! | lease lost mid-run, re-drive of a saga no longer ROLLBACK_FAILED / NEEDS_ATTENTION | success (no-op) | another worker owns it / nothing to re-drive |
 //! | store failed | failed | SQS redelivers; the engine resumes from the record |
 //! | an earlier message of the same namespace failed in this batch | failed, not attempted | keeps FIFO order within the namespace |
 //!
@@ -21,9 +21,9 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use futures::stream::{self, StreamExt};
 use onboard_core::clock::Clock;
-use onboard_core::engine::{Engine, EngineError, RunOutcome};
-use onboard_core::onboard::OnboardPorts;
-use onboard_core::service::{run_message, RunSagaMessage};
+use onboard_core::engine::{EngineError, RunOutcome};
+use onboard_core::lifecycle::service::Sagas;
+use onboard_core::service::RunSagaMessage;
 use onboard_core::store::SagaStore;
 use onboard_lambda_common::saga_metrics::{report_run, ticket_id};
 use onboard_lambda_common::{Emf, Metric};
@@ -39,9 +39,10 @@ pub enum Disposition {
     Failed(String),
 }
 
-/// The worker: an engine over the saga store, plus what it needs for logs and metrics.
+/// The worker: one engine per saga kind over the saga store, plus what it needs for logs and
+/// metrics.
 pub struct Worker {
-    pub engine: Engine<OnboardPorts>,
+    pub sagas: Sagas,
     pub store: Arc<dyn SagaStore>,
     pub clock: Arc<dyn Clock>,
     pub emf: Emf,
@@ -142,6 +143,7 @@ impl Worker {
                 saga_id = %item.message.saga_id,
                 namespace = %item.message.namespace,
                 action = ?item.message.action,
+                kind = tracing::field::Empty,
                 ticket_id = tracing::field::Empty,
             );
             let outcome = self
@@ -170,11 +172,13 @@ impl Worker {
             }
             Err(e) => return Disposition::Failed(format!("store failed: {e}")),
         };
+        let span = tracing::Span::current();
+        span.record("kind", before.kind.as_str());
         if let Some(t) = ticket_id(&before) {
-            tracing::Span::current().record("ticket_id", t);
+            span.record("ticket_id", t);
         }
         let since = self.clock.now();
-        match run_message(&self.engine, message).await {
+        match self.sagas.run(&before.kind, message).await {
             Ok(outcome) => {
                 match &outcome {
                     RunOutcome::Finished(status) => {

@@ -1,5 +1,6 @@
-//! `onboard-worker`: SQS → Lambda. Builds the clients and the engine once per execution
-//! environment, then hands each batch to [`onboard_worker::Worker`].
+//! `onboard-worker`: SQS → Lambda. Builds the clients and the saga engines (one per kind:
+//! onboard, change, offboard, adopt) once per execution environment, then hands each batch to
+//! [`onboard_worker::Worker`].
 //!
 //! Environment: `TABLE_NAME` (required); optional `WORKER_CONCURRENCY` (namespaces run at once
 //! per batch, default 4), `INSTANCE_CONCURRENCY` (instances per fan-out step, default 4),
@@ -14,8 +15,9 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use onboard_aws::ConnectRate;
 use onboard_core::clock::{Clock, SystemClock, SystemRandom};
-use onboard_core::engine::{Engine, EngineConfig};
-use onboard_core::onboard::{self, OnboardConfig};
+use onboard_core::engine::EngineConfig;
+use onboard_core::lifecycle::service::{SagaSettings, Sagas};
+use onboard_core::onboard::OnboardConfig;
 use onboard_lambda_common::{clients, emf, logging, ConfigError, Emf, Env};
 use onboard_worker::Worker;
 
@@ -39,9 +41,6 @@ async fn init(env: &Env) -> Result<Worker, ConfigError> {
     let store = clients::saga_store(&sdk, &table);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ports = onboard_aws::onboard_ports(&sdk, rate, store.clone(), clock.clone());
-    let definition = onboard::definition(&OnboardConfig {
-        instance_concurrency,
-    });
     // Unique per execution environment, so two environments never share a lease.
     let owner = format!(
         "worker:{}:{:x}",
@@ -51,20 +50,24 @@ async fn init(env: &Env) -> Result<Worker, ConfigError> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos() ^ std::process::id())
     );
-    let engine = Engine::new(
-        Arc::new(definition),
+    let sagas = Sagas::new(
         Arc::new(ports),
         store.clone(),
         clock.clone(),
         Arc::new(SystemRandom),
-        owner,
-    )
-    .with_config(EngineConfig {
-        lease_ttl: lease,
-        ..EngineConfig::default()
-    });
+        SagaSettings {
+            onboard: OnboardConfig {
+                instance_concurrency,
+            },
+            engine: EngineConfig {
+                lease_ttl: lease,
+                ..EngineConfig::default()
+            },
+            owner,
+        },
+    );
     Ok(Worker {
-        engine,
+        sagas,
         store,
         clock,
         emf: Emf::stdout(&namespace, "worker"),

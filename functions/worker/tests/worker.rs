@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsEvent;
-use onboard_core::engine::Engine;
+use onboard_core::engine::EngineConfig;
 use onboard_core::error::ErrorInfo;
 use onboard_core::idempotency::IdempotencyConfig;
+use onboard_core::lifecycle::service::{SagaSettings, Sagas};
 use onboard_core::onboard::{self, OnboardConfig, OnboardPorts};
 use onboard_core::record::{Millis, SagaRecord, SagaStatus};
 use onboard_core::service::{Onboarding, RunAction, RunSagaMessage, SagaQueue};
@@ -124,13 +125,16 @@ fn harness() -> Harness {
         definition: def.clone(),
         idempotency: IdempotencyConfig::default(),
     };
-    let engine = Engine::new(
-        def,
+    let sagas = Sagas::new(
         ports,
         store.clone(),
         clock.clone(),
         Arc::new(FixedRandom(0.5)),
-        "worker-test",
+        SagaSettings {
+            onboard: OnboardConfig::default(),
+            engine: EngineConfig::default(),
+            owner: "worker-test".into(),
+        },
     );
     Harness {
         world,
@@ -138,7 +142,7 @@ fn harness() -> Harness {
         onboarding,
         queue,
         worker: Worker {
-            engine,
+            sagas,
             store,
             clock,
             emf: Emf::capture("worker"),
@@ -174,6 +178,19 @@ impl Harness {
 
     async fn status(&self, id: &str) -> SagaStatus {
         self.store.get(id).await.unwrap().unwrap().status
+    }
+
+    /// The message the last use case queued.
+    fn last_sent(&self) -> RunSagaMessage {
+        self.queue.0.lock().unwrap().last().cloned().unwrap()
+    }
+
+    /// Onboard an application through the worker; returns its id (the root saga).
+    async fn onboarded(&self, url: &str) -> String {
+        let m = self.submit(url).await;
+        assert!(failures(&self.worker.handle(event(&[("on", body(&m))])).await).is_empty());
+        assert_eq!(self.status(&m.saga_id).await, SagaStatus::Succeeded);
+        m.saga_id
     }
 }
 
@@ -367,4 +384,121 @@ async fn different_namespaces_in_one_batch_run_concurrently() {
         statuses.values().all(|s| *s == SagaStatus::Succeeded),
         "{statuses:?}"
     );
+}
+
+#[tokio::test]
+async fn lifecycle_sagas_run_on_the_engine_of_their_kind() {
+    let h = harness();
+    let app = h.onboarded("https://crm.example.com/agent").await;
+    let lifecycle = h.onboarding.lifecycle();
+    let deletes_before = h.world.calls("delete_association");
+
+    let paused = lifecycle
+        .pause(
+            &app,
+            fw::INSTANCE_BETA,
+            "ops@example.com",
+            None,
+            "sg-pause".into(),
+        )
+        .await
+        .unwrap();
+    let m = h.last_sent();
+    assert_eq!(m.saga_id, paused.saga_id);
+    let resp = h.worker.handle(event(&[("p1", body(&m))])).await;
+    assert!(failures(&resp).is_empty());
+    let record = h.store.get(&paused.saga_id).await.unwrap().unwrap();
+    assert_eq!(
+        (record.kind.as_str(), record.status),
+        ("change", SagaStatus::Succeeded)
+    );
+    assert_eq!(record.parent.as_deref(), Some(app.as_str()));
+    assert_eq!(
+        h.world.calls("delete_association"),
+        deletes_before + 1,
+        "beta was detached"
+    );
+
+    let off = lifecycle
+        .offboard(&app, "ops@example.com", None, "sg-off".into())
+        .await
+        .unwrap();
+    let m = h.last_sent();
+    assert!(failures(&h.worker.handle(event(&[("o1", body(&m))])).await).is_empty());
+    let record = h.store.get(&off.saga_id).await.unwrap().unwrap();
+    assert_eq!(
+        (record.kind.as_str(), record.status),
+        ("offboard", SagaStatus::Succeeded)
+    );
+    assert_eq!(h.world.calls("delete_application"), 1);
+    let docs = h.worker.emf.documents();
+    for kind in ["onboard", "change", "offboard"] {
+        assert!(
+            docs.iter()
+                .any(|d| d["kind"] == kind && d["SagasSucceeded"] == 1.0),
+            "a SagasSucceeded document for {kind}: {docs:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_offboard_that_cannot_finish_needs_attention_is_counted_and_a_redrive_finishes_it() {
+    let h = harness();
+    let app = h.onboarded("https://crm.example.com/agent").await;
+    h.world
+        .fail_always("delete_application", fw::access_denied());
+    let off = h
+        .onboarding
+        .lifecycle()
+        .offboard(&app, "ops@example.com", None, "sg-off".into())
+        .await
+        .unwrap();
+    let m = h.last_sent();
+
+    let resp = h.worker.handle(event(&[("o1", body(&m))])).await;
+
+    assert!(
+        failures(&resp).is_empty(),
+        "a stopped saga is a handled message"
+    );
+    assert_eq!(h.status(&off.saga_id).await, SagaStatus::NeedsAttention);
+    assert_eq!(h.worker.emf.total("SagasNeedsAttention"), 1.0);
+    assert_eq!(h.worker.emf.total("SagasRollbackFailed"), 0.0);
+
+    // The operator fixed the permission: the re-drive carries on forward.
+    h.world.clear_faults();
+    let redrive = h.onboarding.redrive(&off.saga_id).await.unwrap();
+    assert_eq!(redrive.action, RunAction::Redrive);
+    let resp = h.worker.handle(event(&[("o2", body(&redrive))])).await;
+    assert!(failures(&resp).is_empty());
+    assert_eq!(h.status(&off.saga_id).await, SagaStatus::Succeeded);
+    assert_eq!(
+        h.worker.emf.total("SagasNeedsAttention"),
+        1.0,
+        "counted once"
+    );
+}
+
+#[tokio::test]
+async fn a_saga_of_an_unknown_kind_fails_without_touching_aws() {
+    let h = harness();
+    let m = h.submit("https://crm.example.com/agent").await;
+    let mut odd = h.store.get(&m.saga_id).await.unwrap().unwrap();
+    odd.id = "sg-odd".into();
+    odd.kind = "teleport".into();
+    odd.namespace = "odd.example.com".into();
+    h.store.create(&odd).await.unwrap();
+    let message = RunSagaMessage {
+        saga_id: "sg-odd".into(),
+        namespace: "odd.example.com".into(),
+        action: RunAction::Run,
+    };
+
+    let outcome = h.worker.handle_message(&message).await;
+
+    assert!(
+        matches!(&outcome, Disposition::Failed(r) if r.contains("teleport") && r.contains("retrying will not help")),
+        "{outcome:?}"
+    );
+    assert!(h.world.call_log().is_empty(), "no AWS call");
 }

@@ -28,6 +28,9 @@ pub enum SandboxError {
     /// The seed parsed but breaks a rule (duplicate ids, bad account id, ...).
     #[error("invalid seed: {0}")]
     InvalidSeed(String),
+    /// A saved world (see `SandboxHandle::snapshot`) could not be restored.
+    #[error("invalid sandbox snapshot: {0}")]
+    Snapshot(String),
     /// The server stopped with an I/O error.
     #[error("sandbox server failed: {0}")]
     Serve(std::io::Error),

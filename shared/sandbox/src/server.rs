@@ -160,6 +160,25 @@ impl SandboxHandle {
         self.shared.lock().world.dump(true)
     }
 
+    /// Everything a later process needs to carry on from this state: the world with
+    /// timestamps (top-level keys as in [`SandboxHandle::dump`]), the seed it started from, the
+    /// ClientToken records and the id generator's position. Faults, calls and throttling are not
+    /// part of it. Restore it with [`SandboxHandle::restore`].
+    pub fn snapshot(&self) -> serde_json::Value {
+        let inner = self.shared.lock();
+        inner.world.snapshot(&inner.seed)
+    }
+
+    /// Replace the world (and the seed `reset` returns to) with a [`SandboxHandle::snapshot`];
+    /// faults, calls and throttling stay as they are.
+    pub fn restore(&self, snapshot: &serde_json::Value) -> Result<(), SandboxError> {
+        let (world, seed) = World::from_snapshot(snapshot)?;
+        let mut inner = self.shared.lock();
+        inner.world = world;
+        inner.seed = seed;
+        Ok(())
+    }
+
     /// Back to the seed; faults, calls and bucket levels are cleared.
     pub fn reset(&self) -> Result<(), SandboxError> {
         self.shared.reset()

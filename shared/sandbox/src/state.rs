@@ -9,12 +9,12 @@ use crate::appintegrations::{
 use crate::connect::Grant;
 use crate::error::SandboxError;
 use crate::seed::{policy_text, SeedConfig};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// An AppIntegrations application.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Application {
     pub id: String,
     pub arn: String,
@@ -38,7 +38,7 @@ pub(crate) struct Application {
 
 /// An AppIntegrations application association (made by Connect, ClientId
 /// `connect.amazonaws.com`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct AppAssociation {
     pub id: String,
     pub arn: String,
@@ -49,7 +49,7 @@ pub(crate) struct AppAssociation {
 }
 
 /// A Connect integration association.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct IntegrationAssociation {
     pub id: String,
     pub arn: String,
@@ -61,7 +61,7 @@ pub(crate) struct IntegrationAssociation {
 }
 
 /// A Connect instance.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Instance {
     pub id: String,
     pub arn: String,
@@ -75,7 +75,7 @@ pub(crate) struct Instance {
 }
 
 /// A Connect security profile and its application grants.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct SecurityProfile {
     pub id: String,
     pub arn: String,
@@ -87,7 +87,7 @@ pub(crate) struct SecurityProfile {
 }
 
 /// An IAM role and its inline policies (raw JSON text as put).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Role {
     pub name: String,
     pub path: String,
@@ -101,21 +101,21 @@ pub(crate) struct Role {
 }
 
 /// A principal with identity policies, for `SimulatePrincipalPolicy`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Caller {
     pub arn: String,
     pub policies: BTreeMap<String, String>,
 }
 
 /// What a ClientToken produced, so a replay returns the first result.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct TokenRecord {
     pub request: Value,
     pub application_id: String,
 }
 
 /// The whole emulated account.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct World {
     pub account_id: String,
     pub region: String,
@@ -506,6 +506,44 @@ impl World {
         }
     }
 
+    /// The world as a [`Snapshot`] (JSON), with the seed it started from.
+    pub(crate) fn snapshot(&self, seed: &SeedConfig) -> Value {
+        let snapshot = Snapshot {
+            format: SNAPSHOT_FORMAT,
+            seed: seed.clone(),
+            world: self.clone(),
+            client_tokens: self.client_tokens.clone(),
+            rng_state: self.rng.get_seed(),
+        };
+        serde_json::to_value(&snapshot).unwrap_or(Value::Null)
+    }
+
+    /// The world and seed a [`World::snapshot`] holds.
+    pub(crate) fn from_snapshot(value: &Value) -> Result<(Self, SeedConfig), SandboxError> {
+        let snapshot: Snapshot = serde_json::from_value(value.clone())
+            .map_err(|e| SandboxError::Snapshot(e.to_string()))?;
+        if snapshot.format != SNAPSHOT_FORMAT {
+            return Err(SandboxError::Snapshot(format!(
+                "format {} is not the supported format {SNAPSHOT_FORMAT}",
+                snapshot.format
+            )));
+        }
+        let mut world = snapshot.world;
+        if let Some(a) = world
+            .integration_associations
+            .values()
+            .find(|a| !world.instances.contains_key(&a.instance_id))
+        {
+            return Err(SandboxError::Snapshot(format!(
+                "association {} names unknown instance {}",
+                a.id, a.instance_id
+            )));
+        }
+        world.client_tokens = snapshot.client_tokens;
+        world.rng = fastrand::Rng::with_seed(snapshot.rng_state);
+        Ok((world, snapshot.seed))
+    }
+
     /// The full state as JSON; timestamps are left out unless asked for, so that worlds that
     /// differ only in when things were touched compare equal.
     pub(crate) fn dump(&self, with_timestamps: bool) -> Value {
@@ -515,6 +553,24 @@ impl World {
         }
         value
     }
+}
+
+/// The version of the snapshot layout; a snapshot of another version is refused.
+const SNAPSHOT_FORMAT: u32 = 1;
+
+/// Everything needed to carry on in a later process where a run left off: the world with its
+/// timestamps (top level, the same keys as the dump), the seed it started from (for `reset`),
+/// the ClientToken replay records and the id generator's position (so ids made after a
+/// restore never repeat earlier ones).
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    #[serde(rename = "snapshot_format")]
+    format: u32,
+    seed: SeedConfig,
+    #[serde(flatten)]
+    world: World,
+    client_tokens: BTreeMap<String, TokenRecord>,
+    rng_state: u64,
 }
 
 fn strip_keys(value: &mut Value, keys: &[&str]) {
@@ -547,6 +603,47 @@ mod tests {
         let b = World::from_seed(&seed, 99, 7).map(|w| w.dump(false));
         assert!(a.is_ok());
         assert_eq!(a.ok(), b.ok());
+    }
+
+    #[test]
+    fn a_snapshot_restores_the_same_world_tokens_and_id_stream() {
+        let seed = SeedConfig::demo();
+        let mut world = World::from_seed(&seed, 5, 11).unwrap_or_else(|e| panic!("{e}"));
+        let instance = world.instances.keys().next().cloned().unwrap_or_default();
+        let app_arn = world.application_arn("app-1");
+        world.associate(&instance, "APPLICATION", &app_arn, None, 6);
+        world.client_tokens.insert(
+            "token-1".into(),
+            TokenRecord {
+                request: serde_json::json!({"Name": "x"}),
+                application_id: "app-1".into(),
+            },
+        );
+        let snap = world.snapshot(&seed);
+
+        let (mut back, back_seed) = World::from_snapshot(&snap).unwrap_or_else(|e| panic!("{e}"));
+
+        assert_eq!(back_seed, seed);
+        assert_eq!(back.dump(true), world.dump(true));
+        assert_eq!(back.client_tokens, world.client_tokens);
+        assert_eq!(back.snapshot(&seed), snap);
+        assert_eq!(back.new_id(), world.new_id(), "the id stream carries on");
+    }
+
+    #[test]
+    fn a_snapshot_of_another_format_or_shape_is_refused() {
+        let seed = SeedConfig::demo();
+        let world = World::from_seed(&seed, 0, 1).unwrap_or_else(|e| panic!("{e}"));
+        let mut snap = world.snapshot(&seed);
+        snap["snapshot_format"] = serde_json::json!(99);
+        assert!(matches!(
+            World::from_snapshot(&snap),
+            Err(SandboxError::Snapshot(m)) if m.contains("99")
+        ));
+        assert!(matches!(
+            World::from_snapshot(&serde_json::json!({"applications": 1})),
+            Err(SandboxError::Snapshot(_))
+        ));
     }
 
     #[test]

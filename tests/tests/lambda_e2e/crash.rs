@@ -108,8 +108,10 @@ async fn a_worker_killed_mid_saga_is_finished_after_the_reconciler_requeues_it()
     let report = reconciler.call(&scheduled_event()).await;
     assert_eq!(
         report,
-        json!({"stalled": 1, "requeued": 1, "tooRecent": 0, "requeueFailed": 0, "rollbackFailed": 0}),
-        "the sweep's report"
+        json!({"stalled": 1, "requeued": 1, "tooRecent": 0, "requeueFailed": 0, "rollbackFailed": 0,
+               "needsAttention": 0, "driftChecked": 0, "drifted": 0, "driftCheckFailed": 0,
+               "driftSkippedBusy": 0}),
+        "the sweep's report (no managed application yet: nothing to check for drift)"
     );
     let requeued = stack.receive(&requeue, 1).await;
     assert_run_message(&requeued[0], &saga_id, &namespace);

@@ -2,7 +2,9 @@
 
 use crate::common::*;
 use aws_sdk_connect::types::Application;
-use onboard_sandbox::{DEMO_INSTANCE_EAST, DEMO_INSTANCE_SUPPORT, DEMO_PROFILE_EAST_AGENT};
+use onboard_sandbox::{
+    SandboxConfig, DEMO_INSTANCE_EAST, DEMO_INSTANCE_SUPPORT, DEMO_PROFILE_EAST_AGENT,
+};
 
 #[tokio::test]
 async fn the_state_dump_returns_to_pristine_after_every_change_is_undone() {
@@ -319,4 +321,70 @@ async fn the_standalone_binary_serves_a_seed_file() {
     let _ = std::fs::remove_file(&path);
     assert_eq!(status, 200);
     assert_eq!(json(&body)["account_id"], "777788889999");
+}
+
+#[tokio::test]
+async fn a_snapshot_restored_in_another_sandbox_carries_on_exactly() {
+    let a = start().await;
+    let (id, arn) = new_app(&a.ai, "saved.example.com").await;
+    let replayed = create_app(&a.ai, "tokened.example.com")
+        .client_token("saga-7")
+        .send()
+        .await
+        .unwrap();
+    let assoc = associate(&a.connect, DEMO_INSTANCE_EAST, &arn).await;
+    let saved = a.sandbox.state().snapshot();
+    assert_eq!(saved["applications"][&id]["namespace"], "saved.example.com");
+
+    // Another process: another id stream, same seed; restore, then compare everything.
+    let b = start_with(
+        SandboxConfig {
+            rng_seed: 4242,
+            ..config()
+        },
+        RetryConfig::disabled(),
+    )
+    .await;
+    b.sandbox.state().restore(&saved).unwrap();
+
+    assert_eq!(
+        b.sandbox.state().dump_with_timestamps(),
+        a.sandbox.state().dump_with_timestamps()
+    );
+    assert_eq!(
+        b.sandbox.state().snapshot(),
+        saved,
+        "dump → load → identical dump"
+    );
+    // The association id is the one recorded, so an undo finds it.
+    b.connect
+        .delete_integration_association()
+        .instance_id(DEMO_INSTANCE_EAST)
+        .integration_association_id(&assoc)
+        .send()
+        .await
+        .unwrap();
+    // A ClientToken replay returns the first result, and new ids carry on the same stream.
+    let again = create_app(&b.ai, "tokened.example.com")
+        .client_token("saga-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.id(), replayed.id());
+    let (next_a, _) = new_app(&a.ai, "next.example.com").await;
+    let (next_b, _) = new_app(&b.ai, "next.example.com").await;
+    assert_eq!(next_a, next_b);
+    assert_ne!(next_b, id);
+
+    // Reset goes back to the snapshot's seed; a broken snapshot is refused and changes nothing.
+    let before = b.sandbox.state().dump();
+    let mut broken = saved.clone();
+    broken["snapshot_format"] = serde_json::json!(2);
+    assert!(b.sandbox.state().restore(&broken).is_err());
+    assert_eq!(b.sandbox.state().dump(), before);
+    b.sandbox.state().reset().unwrap();
+    assert!(b.sandbox.state().dump()["applications"]
+        .as_object()
+        .unwrap()
+        .is_empty());
 }

@@ -1,0 +1,333 @@
+//! The day-two commands end to end on the in-process sandbox, whose world persists across
+//! commands in the state directory: apply → pause → resume → drift → offboard → status; drift
+//! made by hand in the saved world found and fixed; an offboard that stops NEEDS_ATTENTION and
+//! its re-drive; refused requests that record nothing; `--reset-sandbox`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a broken fixture should fail loudly
+
+use std::path::PathBuf;
+
+use assert_cmd::cargo::cargo_bin_cmd;
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+const EAST: &str = "11111111-1111-4111-8111-111111111111";
+const SUPPORT: &str = "22222222-2222-4222-8222-222222222222";
+
+fn example(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name)
+}
+
+/// `onboard --sandbox` with no AWS configuration from the environment and its own state dir.
+fn onboard(state: &TempDir) -> Command {
+    let mut cmd = cargo_bin_cmd!("onboard");
+    for var in ["ONBOARD_TABLE", "AWS_PROFILE", "AWS_ENDPOINT_URL"] {
+        cmd.env_remove(var);
+    }
+    cmd.arg("--state-dir").arg(state.path()).arg("--sandbox");
+    cmd
+}
+
+fn json_of(out: &[u8]) -> Value {
+    serde_json::from_slice(out).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}):\n{}",
+            String::from_utf8_lossy(out)
+        )
+    })
+}
+
+/// Run `args` with `--output json`, expect `code`, return stdout's document.
+fn run_json(state: &TempDir, args: &[&str], code: i32) -> Value {
+    let out = onboard(state)
+        .args(["--output", "json"])
+        .args(args)
+        .assert()
+        .code(code)
+        .get_output()
+        .stdout
+        .clone();
+    json_of(&out)
+}
+
+fn world(state: &TempDir) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(state.path().join("sandbox-world.json")).unwrap())
+        .unwrap()
+}
+
+/// Onboard the CRM panel example; returns its application id.
+fn onboarded(state: &TempDir) -> String {
+    let apply = run_json(
+        state,
+        &["apply", example("crm-panel.json").to_str().unwrap()],
+        0,
+    );
+    apply["id"].as_str().unwrap().to_string()
+}
+
+/// The CRM's associations in the saved world, by instance.
+fn associations(world: &Value) -> Vec<String> {
+    let mut out: Vec<String> = world["integration_associations"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|a| {
+            a["integration_arn"]
+                .as_str()
+                .is_some_and(|arn| arn.contains(":application/"))
+        })
+        .map(|a| a["instance_id"].as_str().unwrap().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn apply_pause_resume_drift_offboard_then_status_shows_the_offboarded_application() {
+    let state = TempDir::new().unwrap();
+    let id = onboarded(&state);
+    assert_eq!(associations(&world(&state)), vec![EAST, SUPPORT]);
+
+    // The world persisted: the pause finds the application apply made.
+    let pause = run_json(&state, &["pause", &id, SUPPORT], 0);
+    assert_eq!(pause["kind"], "change");
+    assert_eq!(pause["parent"], id.as_str());
+    assert_eq!(pause["status"], "SUCCEEDED");
+    assert_eq!(associations(&world(&state)), vec![EAST]);
+    let app = &run_json(&state, &["status", &id], 0)["application"];
+    assert_eq!(app["paused"], json!([SUPPORT]));
+
+    // Pausing twice is refused up front (exit 2) and records nothing.
+    let sagas_before = run_json(&state, &["list"], 0)["sagas"]
+        .as_array()
+        .unwrap()
+        .len();
+    onboard(&state)
+        .args(["pause", &id, SUPPORT])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("already paused"));
+    assert_eq!(
+        run_json(&state, &["list"], 0)["sagas"]
+            .as_array()
+            .unwrap()
+            .len(),
+        sagas_before
+    );
+
+    onboard(&state)
+        .args(["resume", &id, SUPPORT])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(
+            "SUCCEEDED — the change is applied",
+        ));
+    assert_eq!(associations(&world(&state)), vec![EAST, SUPPORT]);
+
+    onboard(&state)
+        .args(["drift", &id])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("no drift"));
+
+    let off = run_json(&state, &["offboard", &id], 0);
+    assert_eq!(
+        (off["kind"].as_str(), off["status"].as_str()),
+        (Some("offboard"), Some("SUCCEEDED"))
+    );
+    let w = world(&state);
+    assert!(
+        w["applications"].as_object().unwrap().is_empty(),
+        "{}",
+        w["applications"]
+    );
+    assert!(associations(&w).is_empty());
+
+    let status = run_json(&state, &["status", &id], 0);
+    assert_eq!(status["application"]["offboarded"], true);
+    assert_eq!(status["application"]["lastChange"], off["id"]);
+    onboard(&state)
+        .args(["status", &id])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("onboarded, since offboarded"))
+        .stdout(predicate::str::contains("OFFBOARDED by saga"));
+    // An offboarded application cannot be changed any more.
+    onboard(&state)
+        .args(["--output", "json", "offboard", &id])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("\"ApplicationOffboarded\""));
+}
+
+#[test]
+fn drift_made_outside_is_found_exit_6_and_fix_repairs_it() {
+    let state = TempDir::new().unwrap();
+    let id = onboarded(&state);
+    // "Someone" deletes the association with demo-support in the console: edit the saved world.
+    let mut w = world(&state);
+    let assocs = w["integration_associations"].as_object_mut().unwrap();
+    let key = assocs
+        .iter()
+        .find(|(_, a)| a["instance_id"] == SUPPORT)
+        .map(|(k, _)| k.clone())
+        .unwrap();
+    let app_assoc = assocs[&key]["app_association_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assocs.remove(&key);
+    w["application_associations"]
+        .as_object_mut()
+        .unwrap()
+        .remove(&app_assoc);
+    std::fs::write(state.path().join("sandbox-world.json"), w.to_string()).unwrap();
+
+    let report = run_json(&state, &["drift", &id], 6);
+    assert_eq!(report["drifted"], true);
+    assert_eq!(report["report"]["items"][0]["kind"], "ASSOCIATION_MISSING");
+    assert_eq!(report["report"]["items"][0]["instance"], SUPPORT);
+    onboard(&state)
+        .args(["drift", &id])
+        .assert()
+        .code(6)
+        .stdout(predicate::str::contains("ASSOCIATION_MISSING [22222222"))
+        .stdout(predicate::str::contains(format!(
+            "onboard drift {id} --fix"
+        )));
+
+    let fixed = run_json(&state, &["drift", &id, "--fix"], 0);
+    assert_eq!(fixed["fix"]["status"], "SUCCEEDED");
+    assert_eq!(fixed["fix"]["kind"], "change");
+    assert_eq!(associations(&world(&state)), vec![EAST, SUPPORT]);
+    assert_eq!(run_json(&state, &["drift", &id], 0)["drifted"], false);
+}
+
+#[test]
+fn an_offboard_that_cannot_finish_exits_4_and_retry_carries_it_on() {
+    let state = TempDir::new().unwrap();
+    let id = onboarded(&state);
+    let off = run_json(
+        &state,
+        &["--inject-fault", "DeleteApplication:1", "offboard", &id],
+        4,
+    );
+    assert_eq!(off["status"], "NEEDS_ATTENTION");
+    let saga = off["id"].as_str().unwrap().to_string();
+    assert!(off["nextAction"]
+        .as_str()
+        .unwrap()
+        .contains("onboard retry"));
+    assert_eq!(world(&state)["applications"].as_object().unwrap().len(), 1);
+
+    let retried = run_json(&state, &["retry", &saga], 0);
+    assert_eq!(retried["status"], "SUCCEEDED");
+    assert!(world(&state)["applications"]
+        .as_object()
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn invalid_edits_exit_2_and_a_valid_edit_changes_the_application() {
+    let state = TempDir::new().unwrap();
+    let id = onboarded(&state);
+    let patch = state.path().join("patch.json");
+
+    std::fs::write(&patch, r#"{"namespace": "other.example.com"}"#).unwrap();
+    let refused = run_json(&state, &["edit", &id, patch.to_str().unwrap()], 2);
+    assert_eq!(refused["problems"][0]["field"], "namespace");
+    assert!(refused["problems"][0]["problem"]
+        .as_str()
+        .unwrap()
+        .contains("immutable"));
+    std::fs::write(&patch, r#"{"displayNam": "typo"}"#).unwrap();
+    onboard(&state)
+        .args(["edit", &id])
+        .arg(&patch)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("Nothing was changed"));
+    assert_eq!(
+        run_json(&state, &["list"], 0)["sagas"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    std::fs::write(&patch, r#"{"displayName": "Acme CRM Panel v2"}"#).unwrap();
+    let edit = run_json(&state, &["edit", &id, patch.to_str().unwrap()], 0);
+    assert_eq!(edit["status"], "SUCCEEDED");
+    let apps = world(&state)["applications"].clone();
+    let app = apps.as_object().unwrap().values().next().unwrap().clone();
+    assert_eq!(app["name"], "Acme CRM Panel v2");
+    assert_eq!(
+        run_json(&state, &["status", &id], 0)["application"]["fields"]["displayName"],
+        "Acme CRM Panel v2"
+    );
+    // A change saga's id is not an application.
+    onboard(&state)
+        .args(["offboard", edit["id"].as_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "is a change saga, not an application",
+        ))
+        .stderr(predicate::str::contains(format!(
+            "fix: Run the command with {id}"
+        )));
+}
+
+#[test]
+fn adopt_takes_over_an_app_this_log_does_not_know_and_reset_starts_the_world_over() {
+    let made_elsewhere = TempDir::new().unwrap();
+    let first = onboarded(&made_elsewhere);
+    let ns = run_json(&made_elsewhere, &["status", &first], 0)["namespace"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Managed here already: adopting it is refused by the saga, which rolls back (exit 3).
+    run_json(&made_elsewhere, &["adopt", &ns], 3);
+
+    // Another saga log over the same world: the application is unknown to it, as if made in
+    // the console.
+    let state = TempDir::new().unwrap();
+    std::fs::copy(
+        made_elsewhere.path().join("sandbox-world.json"),
+        state.path().join("sandbox-world.json"),
+    )
+    .unwrap();
+    let adopted = run_json(&state, &["adopt", &ns], 0);
+    assert_eq!(adopted["kind"], "adopt");
+    assert_eq!(adopted["status"], "SUCCEEDED");
+    let id = adopted["id"].as_str().unwrap().to_string();
+    let app = &run_json(&state, &["status", &id], 0)["application"];
+    assert_eq!(app["instances"], json!([EAST, SUPPORT]));
+    assert_eq!(app["slrStatements"], true);
+
+    run_json(&state, &["offboard", &id], 0);
+    let w = world(&state);
+    assert!(w["applications"].as_object().unwrap().is_empty());
+    assert!(associations(&w).is_empty());
+
+    // Starting over: the world is back to the seed (the saga log is kept); `plan` only reads.
+    onboard(&made_elsewhere)
+        .args(["--reset-sandbox", "plan"])
+        .arg(example("crm-panel.json"))
+        .assert()
+        .code(0);
+    assert!(!made_elsewhere.path().join("sandbox-world.json").exists());
+    let again = onboarded(&made_elsewhere);
+    assert_ne!(again, first);
+    assert_eq!(
+        world(&made_elsewhere)["applications"]
+            .as_object()
+            .unwrap()
+            .len(),
+        1
+    );
+}
