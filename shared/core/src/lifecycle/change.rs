@@ -178,11 +178,7 @@ impl StepAction<LifecyclePorts> for CheckStep {
                 }
                 Err(e) => return Err(e),
             };
-            let role = info
-                .service_role
-                .as_deref()
-                .filter(|r| r.contains(preflight::SLR_MARKER))
-                .map(|r| preflight::role_name(r).to_string());
+            let role = preflight::slr_of(&info).map(|r| preflight::role_name(r).to_string());
             if inp.joins(i) && !inp.before.is_active(i) {
                 if info.status != "ACTIVE" {
                     problems.push(format!("instance {i} is {}, not ACTIVE", info.status));
@@ -392,12 +388,7 @@ struct DetachProfiles;
 impl StepAction<LifecyclePorts> for DetachProfiles {
     async fn run(&self, ports: &LifecyclePorts, node: &NodeCtx) -> Result<Value, StepError> {
         let (inp, i) = (input(node)?, target(node)?);
-        let gone: BTreeSet<String> = inp
-            .before
-            .profiles_on(i)
-            .difference(&inp.after.profiles_on(i))
-            .cloned()
-            .collect();
+        let gone = removed_profiles(&inp, i);
         if gone.is_empty() {
             return noop();
         }
@@ -412,12 +403,7 @@ impl StepAction<LifecyclePorts> for DetachProfiles {
         _: Option<&Value>,
     ) -> Result<(), StepError> {
         let (inp, i) = (input(node)?, target(node)?);
-        let gone: BTreeSet<String> = inp
-            .before
-            .profiles_on(i)
-            .difference(&inp.after.profiles_on(i))
-            .cloned()
-            .collect();
+        let gone = removed_profiles(&inp, i);
         grant_all(ports, node, i, &gone).await
     }
 }
@@ -595,6 +581,14 @@ impl StepAction<LifecyclePorts> for AttachPolicy {
 /// Grant the profile entries `after` has and `before` does not (a fix grants all of them).
 struct AttachProfiles;
 
+fn removed_profiles(inp: &ChangeInput, i: &str) -> BTreeSet<String> {
+    inp.before
+        .profiles_on(i)
+        .difference(&inp.after.profiles_on(i))
+        .cloned()
+        .collect()
+}
+
 fn added_profiles(inp: &ChangeInput, i: &str) -> BTreeSet<String> {
     inp.after
         .profiles_on(i)
@@ -646,8 +640,7 @@ pub(crate) async fn write_state(
         .await
         .map_err(store_error)?
         .ok_or_else(|| internal(format!("the application's root saga {parent} is gone")))?;
-    let current = root.managed.as_ref().map(|m| m.last_change.clone());
-    let current_last = current.flatten();
+    let current_last = root.managed.as_ref().and_then(|m| m.last_change.clone());
     if current_last.as_deref() == state.last_change.as_deref()
         && root.managed.as_ref() == Some(state)
     {

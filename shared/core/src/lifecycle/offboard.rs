@@ -122,11 +122,7 @@ pub(crate) async fn scan(
             Err(e) if e.kind == ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        let role = info
-            .service_role
-            .as_deref()
-            .filter(|r| r.contains(preflight::SLR_MARKER))
-            .map(|r| preflight::role_name(r).to_string());
+        let role = preflight::slr_of(&info).map(|r| preflight::role_name(r).to_string());
         let mut profiles = Vec::new();
         for profile in connect.list_security_profiles(&id).await? {
             let apps = match connect.profile_applications(&id, &profile).await {

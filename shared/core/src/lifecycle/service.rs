@@ -88,6 +88,17 @@ pub enum LifecycleError {
     Store(#[from] StoreError),
 }
 
+/// A saga input as JSON; failing means a defect (the types are plain data).
+fn encode_input<T: Serialize>(input: &T) -> Result<Value, LifecycleError> {
+    serde_json::to_value(input).map_err(|e| {
+        invalid(
+            "$",
+            format!("cannot encode the request: {e}"),
+            "Report this defect.",
+        )
+    })
+}
+
 fn invalid(field: &str, problem: impl Into<String>, fix: impl Into<String>) -> LifecycleError {
     LifecycleError::Invalid(ValidationErrors::new(vec![Problem::new(
         field, problem, fix,
@@ -196,13 +207,7 @@ impl Lifecycle {
         new_id: String,
     ) -> Result<Started, LifecycleError> {
         let def = change::definition(1);
-        let encoded = serde_json::to_value(&input).map_err(|e| {
-            invalid(
-                "$",
-                format!("cannot encode the change: {e}"),
-                "Report this defect.",
-            )
-        })?;
+        let encoded = encode_input(&input)?;
         self.submit(Submission {
             def: &def,
             id: new_id,
@@ -380,13 +385,7 @@ impl Lifecycle {
         };
         let def = offboard::definition();
         let namespace = input.before.namespace.clone();
-        let encoded = serde_json::to_value(&input).map_err(|e| {
-            invalid(
-                "$",
-                format!("cannot encode the request: {e}"),
-                "Report this defect.",
-            )
-        })?;
+        let encoded = encode_input(&input)?;
         self.submit(Submission {
             def: &def,
             id: new_id,
@@ -424,13 +423,7 @@ impl Lifecycle {
             namespace: namespace.to_string(),
             requester: requester.to_string(),
         };
-        let encoded = serde_json::to_value(&input).map_err(|e| {
-            invalid(
-                "$",
-                format!("cannot encode the request: {e}"),
-                "Report this defect.",
-            )
-        })?;
+        let encoded = encode_input(&input)?;
         self.submit(Submission {
             def: &def,
             id: new_id,
@@ -615,13 +608,6 @@ fn apply_edit(
             "Leave initializationTimeoutMs out, or offboard and onboard the application again with it.",
         ));
     }
-    let mut profiles: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for g in &validated.profile_grants {
-        profiles
-            .entry(g.instance_id.clone())
-            .or_default()
-            .extend(g.profile_ids.iter().cloned());
-    }
     let instances: BTreeSet<String> = validated.instance_ids.iter().cloned().collect();
     let after = ManagedApp {
         app: before.app.clone(),
@@ -629,7 +615,7 @@ fn apply_edit(
         fields: ApplicationFields::of(&validated.spec),
         paused: before.paused.intersection(&instances).cloned().collect(),
         instances,
-        profiles,
+        profiles: super::state::profiles_of(&validated),
         slr_statements: before.slr_statements,
         offboarded: false,
         last_change: before.last_change.clone(),

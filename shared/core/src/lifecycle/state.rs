@@ -8,6 +8,7 @@ use crate::onboard;
 use crate::ports::{AppRef, ApplicationFields};
 use crate::record::{SagaRecord, SagaStatus};
 use crate::spec::ApplicationSpec;
+use crate::validation::Validated;
 
 /// An application as the product manages it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +68,18 @@ impl ManagedApp {
             .collect();
         spec
     }
+}
+
+/// A validated spec's security-profile grants as a map instance → profiles.
+pub(crate) fn profiles_of(v: &Validated) -> BTreeMap<String, BTreeSet<String>> {
+    let mut profiles: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for grant in &v.profile_grants {
+        profiles
+            .entry(grant.instance_id.clone())
+            .or_default()
+            .extend(grant.profile_ids.iter().cloned());
+    }
+    profiles
 }
 
 /// Why an application's state cannot be read from a record.
@@ -139,20 +152,13 @@ fn from_onboarding(root: &SagaRecord) -> Result<ManagedApp, StateError> {
         .and_then(|o| {
             serde_json::from_value(o.clone()).map_err(|e| corrupt(root, &e.to_string()))
         })?;
-    let mut profiles: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for grant in &v.profile_grants {
-        profiles
-            .entry(grant.instance_id.clone())
-            .or_default()
-            .extend(grant.profile_ids.iter().cloned());
-    }
     Ok(ManagedApp {
         app,
         namespace: v.namespace.clone(),
         fields: ApplicationFields::of(&v.spec),
         instances: v.instance_ids.iter().cloned().collect(),
         paused: BTreeSet::new(),
-        profiles,
+        profiles: profiles_of(&v),
         slr_statements: true,
         offboarded: false,
         last_change: None,
