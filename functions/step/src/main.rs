@@ -1,5 +1,6 @@
-//! `onboard-step`: Step Functions → Lambda. Builds the clients and the step runner once per
-//! execution environment; every invocation runs one saga node ([`onboard_step::handle`]).
+//! `onboard-step`: Step Functions → Lambda. Builds the clients and the step runners (one per
+//! saga kind) once per execution environment; every invocation runs one saga node
+//! ([`onboard_step::handle`]).
 //!
 //! Environment: `TABLE_NAME` (required); optional `INSTANCE_CONCURRENCY` (default 4; must match
 //! the exported state machine's MaxConcurrency), `CONNECT_RATE_PER_SECOND` / `CONNECT_BURST`
@@ -13,12 +14,12 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 use onboard_aws::ConnectRate;
 use onboard_core::clock::{Clock, SystemClock};
 use onboard_core::engine::EngineConfig;
-use onboard_core::engine_step::StepRunner;
-use onboard_core::onboard::{self, OnboardConfig, OnboardPorts};
+use onboard_core::engine_step::StepRunners;
+use onboard_core::onboard::OnboardConfig;
 use onboard_lambda_common::{clients, logging, ConfigError, Env};
 use serde_json::Value;
 
-async fn init(env: &Env) -> Result<StepRunner<OnboardPorts>, ConfigError> {
+async fn init(env: &Env) -> Result<StepRunners, ConfigError> {
     let table = env.required(
         "TABLE_NAME",
         "the DynamoDB table of saga records (the SagaTable output of the stack)",
@@ -33,14 +34,13 @@ async fn init(env: &Env) -> Result<StepRunner<OnboardPorts>, ConfigError> {
     let store = clients::saga_store(&sdk, &table);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ports = onboard_aws::onboard_ports(&sdk, rate, store.clone(), clock.clone());
-    let definition = onboard::definition(&OnboardConfig {
-        instance_concurrency,
-    });
-    Ok(StepRunner::new(
-        Arc::new(definition),
+    Ok(StepRunners::new(
         Arc::new(ports),
         store,
         clock,
+        &OnboardConfig {
+            instance_concurrency,
+        },
         EngineConfig {
             lease_ttl: lease,
             ..EngineConfig::default()

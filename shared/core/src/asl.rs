@@ -26,6 +26,10 @@
 //!   re-drive runs the failed nodes again and carries on.
 //! * [`ERROR_LEASE_LOST`] (another worker or execution advanced the saga) stops the execution
 //!   without touching anything.
+//!
+//! The deployed machine ([`combined`]) holds every kind's states behind a router: its first
+//! Task asks which kind the input's saga is, and every Task names its kind so one step handler
+//! ([`crate::engine_step::StepRunners`]) runs them all.
 
 use serde_json::{json, Map, Value};
 
@@ -55,6 +59,8 @@ pub const STEP_HANDLER_PLACEHOLDER: &str = "${StepHandlerArn}";
 
 /// What the step handler is asked to do (the Task payload's `op`).
 pub mod op {
+    /// The combined machine's first Task: which kind of saga the input names.
+    pub const KIND: &str = "kind";
     pub const BEGIN: &str = "begin";
     pub const ACTION: &str = "action";
     pub const UNDO: &str = "undo";
@@ -78,19 +84,141 @@ pub struct AslDocument {
     pub definition: Value,
 }
 
-/// Every saga kind exported to `infra/statemachine/`. Adding a kind is one line here.
+/// What `infra/statemachine/` holds: the one machine for every saga kind ([`combined`]). A
+/// new kind is one line in `kind_machines` and one in [`crate::engine_step::StepRunners`].
 pub fn exported() -> Vec<AslDocument> {
-    use crate::onboard::{self, OnboardConfig};
-    vec![document(&onboard::definition(&OnboardConfig::default()))]
+    vec![AslDocument {
+        kind: "all".into(),
+        file_name: COMBINED_FILE.into(),
+        definition: combined(STEP_HANDLER_PLACEHOLDER),
+    }]
 }
 
-/// The document for one definition, named `<kind>.asl.json`.
-pub fn document<C: ?Sized + Send + Sync>(def: &SagaDef<C>) -> AslDocument {
-    AslDocument {
-        kind: def.kind.to_string(),
-        file_name: format!("{}.asl.json", def.kind),
-        definition: export(def, STEP_HANDLER_PLACEHOLDER),
+/// The file of the one deployed state machine: every saga kind behind a router.
+pub const COMBINED_FILE: &str = "sagas.asl.json";
+
+/// The longest state name Step Functions accepts.
+pub const MAX_STATE_NAME: usize = 80;
+
+const KIND_TASK: &str = "Which saga";
+const BY_KIND: &str = "By kind";
+
+/// Every saga kind's state machine, in the order the router lists them.
+fn kind_machines(function_arn: &str) -> Vec<(&'static str, Value)> {
+    use crate::lifecycle::{adopt, change, offboard};
+    use crate::onboard::{self, OnboardConfig};
+    let onboard_config = OnboardConfig::default();
+    let c = onboard_config.instance_concurrency;
+    vec![
+        (
+            onboard::KIND,
+            export(&onboard::definition(&onboard_config), function_arn),
+        ),
+        (change::KIND, export(&change::definition(c), function_arn)),
+        (
+            offboard::KIND,
+            export(&offboard::definition(), function_arn),
+        ),
+        (adopt::KIND, export(&adopt::definition(), function_arn)),
+    ]
+}
+
+/// One state machine for every saga kind: a first Task asks the step handler which kind the
+/// input's saga is, a Choice enters that kind's states (each kind's [`export`], its state
+/// names prefixed `<kind>: `). One machine, because the queue feeds one EventBridge Pipe and a
+/// pipe has one target: several filtered pipes on one queue would delete each other's
+/// messages.
+pub fn combined(function_arn: &str) -> Value {
+    let mut states = Map::new();
+    let mut kind_task = task(
+        json!({ "op": op::KIND, "sagaId.$": "$.sagaId", "owner.$": "$$.Execution.Id" }),
+        retry(&RetryPolicy::default()),
+    );
+    kind_task.insert(
+        "ResultSelector".into(),
+        json!({ "kind.$": "$.Payload.kind" }),
+    );
+    kind_task.insert("ResultPath".into(), json!("$.route"));
+    kind_task.insert(
+        "Catch".into(),
+        json!([
+            { "ErrorEquals": [ERROR_INVALID], "ResultPath": "$.error", "Next": REJECTED },
+            { "ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": INTERRUPTED }
+        ]),
+    );
+    kind_task.insert("Next".into(), json!(BY_KIND));
+    states.insert(KIND_TASK.into(), Value::Object(kind_task));
+    let mut choices = Vec::new();
+    for (kind, mut machine) in kind_machines("__FUNCTION__") {
+        let prefix = format!("{kind}: ");
+        prefix_names(&mut machine, &prefix);
+        choices.push(json!({
+            "Variable": "$.route.kind",
+            "StringEquals": kind,
+            "Next": machine["StartAt"].clone()
+        }));
+        if let Value::Object(kind_states) = machine["States"].take() {
+            states.extend(kind_states);
+        }
     }
+    states.insert(
+        BY_KIND.into(),
+        json!({ "Type": "Choice", "Choices": choices, "Default": REJECTED }),
+    );
+    states.insert(INTERRUPTED.into(), interrupted());
+    states.insert(
+        REJECTED.into(),
+        json!({
+            "Type": "Fail",
+            "Error": ERROR_INVALID,
+            "Cause": "The input names no saga, or a saga of a kind this state machine does not run."
+        }),
+    );
+    let mut machine = json!({
+        "Comment": "Every saga kind of the onboarding service (exported from onboard_core::asl; \
+                    regenerate with `onboard export-asl`, do not edit). Input: {\"sagaId\": \
+                    \"sg-…\", \"action\": \"run\" | \"redrive\"}.",
+        "StartAt": KIND_TASK,
+        "States": Value::Object(states)
+    });
+    set_function(&mut machine, function_arn);
+    machine
+}
+
+/// Prefix every state name of `machine` (and every transition to one), nested Map scopes
+/// included, so several kinds' states can share one `States` object.
+fn prefix_names(v: &mut Value, prefix: &str) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                match (k.as_str(), x) {
+                    ("Next" | "Default" | "StartAt", Value::String(name)) => {
+                        *name = format!("{prefix}{name}");
+                    }
+                    ("States", Value::Object(states)) => {
+                        *states = std::mem::take(states)
+                            .into_iter()
+                            .map(|(name, mut state)| {
+                                prefix_names(&mut state, prefix);
+                                (format!("{prefix}{name}"), state)
+                            })
+                            .collect();
+                    }
+                    (_, x) => prefix_names(x, prefix),
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| prefix_names(x, prefix)),
+        _ => {}
+    }
+}
+
+fn interrupted() -> Value {
+    json!({
+        "Type": "Fail",
+        "Error": "Saga.Interrupted",
+        "Cause": "The step handler could not record progress; the record is intact and the reconciler resumes the saga once its lease expires."
+    })
 }
 
 /// The file text of a document: pretty JSON with a final newline.
@@ -171,8 +299,9 @@ fn task(payload: Value, retry: Value) -> Map<String, Value> {
     t
 }
 
-fn node_payload(op: &str, step: &str, per_target: bool) -> Value {
+fn node_payload(kind: &str, op: &str, step: &str, per_target: bool) -> Value {
     let mut p = json!({
+        "kind": kind,
         "op": op,
         "step": step,
         "sagaId.$": "$.sagaId",
@@ -188,6 +317,7 @@ fn node_payload(op: &str, step: &str, per_target: bool) -> Value {
 /// success; `on_failure` follows a terminal failure of the node (or of any branch).
 fn node_states<C: ?Sized + Send + Sync>(
     states: &mut Map<String, Value>,
+    kind: &str,
     step: &StepDef<C>,
     undo: bool,
     next: &str,
@@ -201,7 +331,7 @@ fn node_states<C: ?Sized + Send + Sync>(
     let lease_lost = json!({ "ErrorEquals": [ERROR_LEASE_LOST], "Next": SUPERSEDED });
     match step.fan_out {
         FanOut::Once => {
-            let mut t = task(node_payload(op, step.name, false), retry(policy));
+            let mut t = task(node_payload(kind, op, step.name, false), retry(policy));
             t.insert("ResultPath".into(), Value::Null);
             t.insert(
                 "Catch".into(),
@@ -218,7 +348,7 @@ fn node_states<C: ?Sized + Send + Sync>(
             let ok = format!("{name} node done");
             let failed = format!("{name} node failed");
             let lost = format!("{name} node superseded");
-            let mut t = task(node_payload(op, step.name, true), retry(policy));
+            let mut t = task(node_payload(kind, op, step.name, true), retry(policy));
             t.insert("ResultPath".into(), Value::Null);
             t.insert(
                 "Catch".into(),
@@ -282,9 +412,9 @@ fn node_states<C: ?Sized + Send + Sync>(
 }
 
 /// A `finish` Task recording `outcome`, then `then`.
-fn finish(outcome: &str, then: &str) -> Value {
+fn finish(kind: &str, outcome: &str, then: &str) -> Value {
     let mut t = task(
-        json!({ "op": op::FINISH, "outcome": outcome, "sagaId.$": "$.sagaId", "owner.$": "$$.Execution.Id" }),
+        json!({ "kind": kind, "op": op::FINISH, "outcome": outcome, "sagaId.$": "$.sagaId", "owner.$": "$$.Execution.Id" }),
         retry(&RetryPolicy::default()),
     );
     t.insert("ResultPath".into(), Value::Null);
@@ -314,6 +444,7 @@ pub fn export<C: ?Sized + Send + Sync>(def: &SagaDef<C>, function_arn: &str) -> 
     // Begin: take the lease (or re-drive) and learn the status and targets.
     let mut begin = task(
         json!({
+            "kind": def.kind,
             "op": op::BEGIN,
             "sagaId.$": "$.sagaId",
             "action.$": "$.action",
@@ -360,11 +491,11 @@ pub fn export<C: ?Sized + Send + Sync>(def: &SagaDef<C>, function_arn: &str) -> 
         } else {
             FINISH_NEEDS_ATTENTION.to_string()
         };
-        node_states(&mut states, step, false, &next, &on_failure);
+        node_states(&mut states, def.kind, step, false, &next, &on_failure);
     }
     states.insert(
         FINISH_SUCCEEDED.into(),
-        finish(outcome::SUCCEEDED, SUCCEEDED),
+        finish(def.kind, outcome::SUCCEEDED, SUCCEEDED),
     );
     states.insert(SUCCEEDED.into(), json!({ "Type": "Succeed" }));
     if backward {
@@ -374,15 +505,22 @@ pub fn export<C: ?Sized + Send + Sync>(def: &SagaDef<C>, function_arn: &str) -> 
                 Some(prev) => undo_state(prev.name),
                 None => FINISH_ROLLED_BACK.to_string(),
             };
-            node_states(&mut states, step, true, &next, FINISH_ROLLBACK_FAILED);
+            node_states(
+                &mut states,
+                def.kind,
+                step,
+                true,
+                &next,
+                FINISH_ROLLBACK_FAILED,
+            );
         }
         states.insert(
             FINISH_ROLLED_BACK.into(),
-            finish(outcome::ROLLED_BACK, ROLLED_BACK),
+            finish(def.kind, outcome::ROLLED_BACK, ROLLED_BACK),
         );
         states.insert(
             FINISH_ROLLBACK_FAILED.into(),
-            finish(outcome::ROLLBACK_FAILED, ROLLBACK_FAILED),
+            finish(def.kind, outcome::ROLLBACK_FAILED, ROLLBACK_FAILED),
         );
         states.insert(
             ROLLED_BACK.into(),
@@ -402,7 +540,7 @@ pub fn export<C: ?Sized + Send + Sync>(def: &SagaDef<C>, function_arn: &str) -> 
     } else {
         states.insert(
             FINISH_NEEDS_ATTENTION.into(),
-            finish(outcome::NEEDS_ATTENTION, NEEDS_ATTENTION),
+            finish(def.kind, outcome::NEEDS_ATTENTION, NEEDS_ATTENTION),
         );
         states.insert(
             NEEDS_ATTENTION.into(),
@@ -427,14 +565,7 @@ pub fn export<C: ?Sized + Send + Sync>(def: &SagaDef<C>, function_arn: &str) -> 
             "Comment": "Another worker or execution advanced this saga; it carries on from the record."
         }),
     );
-    states.insert(
-        INTERRUPTED.into(),
-        json!({
-            "Type": "Fail",
-            "Error": "Saga.Interrupted",
-            "Cause": "The step handler could not record progress; the record is intact and the reconciler resumes the saga once its lease expires."
-        }),
-    );
+    states.insert(INTERRUPTED.into(), interrupted());
     states.insert(
         REJECTED.into(),
         json!({
@@ -577,10 +708,10 @@ mod tests {
         assert_eq!(state(&m, "NeedsAttention")["Type"], "Fail");
     }
 
-    #[test]
-    fn every_transition_names_an_existing_state() {
-        let m = machine();
-        fn check(states: &Map<String, Value>, v: &Value) {
+    /// Every `Next`/`Default`/`StartAt` names a state of its own scope (a Map's
+    /// `ItemProcessor` is a scope of its own), and every name fits Step Functions' limit.
+    fn check_scope(scope: &Value) {
+        fn walk(states: &Map<String, Value>, v: &Value) {
             match v {
                 Value::Object(o) => {
                     for (k, x) in o {
@@ -588,18 +719,91 @@ mod tests {
                             let target = x.as_str().unwrap();
                             assert!(states.contains_key(target), "{target} is no state");
                         }
-                        if k != "ItemProcessor" {
-                            check(states, x);
+                        if k == "ItemProcessor" {
+                            check_scope(x);
+                        } else if k != "States" {
+                            walk(states, x);
                         }
                     }
                 }
-                Value::Array(a) => a.iter().for_each(|x| check(states, x)),
+                Value::Array(a) => a.iter().for_each(|x| walk(states, x)),
                 _ => {}
             }
         }
-        let states = m["States"].as_object().unwrap();
-        check(states, &m);
+        let states = scope["States"].as_object().unwrap();
+        for (name, state) in states {
+            assert!(name.len() <= MAX_STATE_NAME, "{name} is too long");
+            walk(states, state);
+        }
+        let start = scope["StartAt"].as_str().unwrap();
+        assert!(states.contains_key(start), "StartAt {start} is no state");
+    }
+
+    #[test]
+    fn every_transition_names_an_existing_state() {
+        let m = machine();
+        check_scope(&m);
         assert!(m.to_string().contains("\"arn:fn\""));
         assert!(!m.to_string().contains("__FUNCTION__"));
+    }
+
+    /// Every Task's payload, with the name of the state that sends it.
+    fn tasks<'v>(scope: &'v Value, out: &mut Vec<(&'v str, &'v Value)>) {
+        for (name, state) in scope["States"].as_object().unwrap() {
+            match state["Type"].as_str() {
+                Some("Task") => out.push((name, &state["Parameters"]["Payload"])),
+                Some("Map") => tasks(&state["ItemProcessor"], out),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn the_combined_machine_routes_every_kind_to_its_own_states() {
+        use crate::lifecycle::{adopt, change, offboard};
+        let m = combined("arn:fn");
+        check_scope(&m);
+        assert_eq!(m["StartAt"], KIND_TASK);
+        assert_eq!(
+            state(&m, KIND_TASK)["Parameters"]["Payload"]["op"],
+            op::KIND
+        );
+        let kinds = [onboard::KIND, change::KIND, offboard::KIND, adopt::KIND];
+        let choices = state(&m, BY_KIND)["Choices"].as_array().unwrap();
+        assert_eq!(choices.len(), kinds.len());
+        for (choice, kind) in choices.iter().zip(kinds) {
+            assert_eq!(choice["StringEquals"], kind);
+            assert_eq!(choice["Next"], format!("{kind}: Begin"));
+        }
+        assert_eq!(state(&m, BY_KIND)["Default"], REJECTED);
+        // Each kind's states are its own export, renamed; a backward saga compensates, a
+        // forward one (offboard) does not.
+        assert_eq!(
+            state(&m, "change: Run check")["Catch"][1]["Next"],
+            "change: Undo check"
+        );
+        assert!(m["States"].get("offboard: Undo inventory").is_none());
+        assert_eq!(
+            state(&m, "offboard: Record needs attention")["Next"],
+            "offboard: NeedsAttention"
+        );
+        // Every Task but the router's names the kind whose states it belongs to.
+        let mut all = Vec::new();
+        tasks(&m, &mut all);
+        assert!(all.len() > 40, "{} tasks", all.len());
+        for (name, payload) in all {
+            if name == KIND_TASK {
+                continue;
+            }
+            let kind = payload["kind"].as_str().unwrap();
+            assert!(
+                name.starts_with(&format!("{kind}: ")),
+                "{name} sends kind {kind}"
+            );
+        }
+        assert!(!m.to_string().contains("__FUNCTION__"));
+        let exported = exported();
+        assert_eq!(exported.len(), 1);
+        assert_eq!(exported[0].file_name, COMBINED_FILE);
     }
 }

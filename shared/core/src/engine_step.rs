@@ -23,6 +23,8 @@ use crate::asl;
 use crate::clock::Clock;
 use crate::engine::EngineConfig;
 use crate::error::{ErrorInfo, ErrorKind};
+use crate::lifecycle::{adopt, change, offboard, LifecyclePorts};
+use crate::onboard::{self, OnboardConfig, OnboardPorts};
 use crate::record::{Lease, LogEntry, NodeState, SagaRecord, SagaStatus};
 use crate::saga::{NodeCtx, Recovery, RetryPolicy, SagaDef};
 use crate::store::{SagaStore, StoreError};
@@ -34,8 +36,12 @@ const CONFLICT_ATTEMPTS: u32 = 20;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StepRequest {
-    /// `begin`, `action`, `undo` or `finish` ([`asl::op`]).
+    /// `kind`, `begin`, `action`, `undo` or `finish` ([`asl::op`]).
     pub op: String,
+    /// The saga kind whose runner handles the call (every Task of the exported machine names
+    /// it); absent means `onboard`, the only kind of the first exported machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     pub saga_id: String,
     /// The execution that holds the saga's lease.
     pub owner: String,
@@ -98,6 +104,107 @@ fn store_failure(id: &str, e: StoreError) -> StepFailure {
             "SagaStoreUnavailable",
             other.to_string(),
         )),
+    }
+}
+
+/// Handles one step request: a runner of one saga kind, or [`StepRunners`] for all of them.
+/// The Lambda handler is generic over this, so tests drive it without AWS.
+#[async_trait::async_trait]
+pub trait RunsSteps: Send + Sync {
+    async fn handle(&self, req: &StepRequest) -> Result<Value, StepFailure>;
+}
+
+/// What the combined state machine's first Task learns: which kind's states to enter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindResponse {
+    pub kind: String,
+}
+
+/// Step runners for every saga kind, so one state machine and one step handler run whatever
+/// the queue names (onboard, and the lifecycle's change, offboard and adopt).
+pub struct StepRunners {
+    onboard: StepRunner<OnboardPorts>,
+    change: StepRunner<LifecyclePorts>,
+    offboard: StepRunner<LifecyclePorts>,
+    adopt: StepRunner<LifecyclePorts>,
+    store: Arc<dyn SagaStore>,
+}
+
+impl StepRunners {
+    pub fn new(
+        aws: Arc<OnboardPorts>,
+        store: Arc<dyn SagaStore>,
+        clock: Arc<dyn Clock>,
+        onboard_config: &OnboardConfig,
+        config: EngineConfig,
+    ) -> Self {
+        let ctx = Arc::new(LifecyclePorts {
+            aws: aws.clone(),
+            store: store.clone(),
+        });
+        let runner = |def| {
+            StepRunner::new(
+                Arc::new(def),
+                ctx.clone(),
+                store.clone(),
+                clock.clone(),
+                config.clone(),
+            )
+        };
+        StepRunners {
+            change: runner(change::definition(onboard_config.instance_concurrency)),
+            offboard: runner(offboard::definition()),
+            adopt: runner(adopt::definition()),
+            onboard: StepRunner::new(
+                Arc::new(onboard::definition(onboard_config)),
+                aws,
+                store.clone(),
+                clock,
+                config,
+            ),
+            store,
+        }
+    }
+
+    /// The kind of saga `id` (the combined machine routes on it).
+    pub async fn kind_of(&self, id: &str) -> Result<KindResponse, StepFailure> {
+        let record = self
+            .store
+            .get(id)
+            .await
+            .map_err(|e| store_failure(id, e))?
+            .ok_or_else(|| StepFailure::Invalid(format!("saga {id} not found")))?;
+        Ok(KindResponse { kind: record.kind })
+    }
+}
+
+#[async_trait::async_trait]
+impl RunsSteps for StepRunners {
+    async fn handle(&self, req: &StepRequest) -> Result<Value, StepFailure> {
+        if req.op == asl::op::KIND {
+            let answer = self.kind_of(&req.saga_id).await?;
+            return serde_json::to_value(answer).map_err(|e| StepFailure::Invalid(e.to_string()));
+        }
+        match req.kind.as_deref().unwrap_or(onboard::KIND) {
+            onboard::KIND => self.onboard.handle(req).await,
+            change::KIND => self.change.handle(req).await,
+            offboard::KIND => self.offboard.handle(req).await,
+            adopt::KIND => self.adopt.handle(req).await,
+            other => Err(StepFailure::Invalid(format!(
+                "no saga kind {other:?}; this handler runs {}, {}, {} and {}",
+                onboard::KIND,
+                change::KIND,
+                offboard::KIND,
+                adopt::KIND
+            ))),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<C: ?Sized + Send + Sync + 'static> RunsSteps for StepRunner<C> {
+    async fn handle(&self, req: &StepRequest) -> Result<Value, StepFailure> {
+        StepRunner::handle(self, req).await
     }
 }
 
@@ -781,27 +888,7 @@ mod tests {
         }
 
         async fn submit(&self) -> String {
-            let spec = parse_spec(
-                json!({
-                    "displayName": "Acme CRM",
-                    "accessUrl": "https://crm.example.com/agent",
-                    "permissions": ["User.Details.View"],
-                    "instances": [fw::INSTANCE_ALPHA, fw::INSTANCE_BETA],
-                    "securityProfiles": [
-                        {"instance": fw::INSTANCE_ALPHA, "profiles": [fw::PROFILE_ALPHA_1]},
-                        {"instance": fw::INSTANCE_BETA, "profiles": [fw::PROFILE_BETA_1]}
-                    ],
-                    "requester": {"source": "PORTAL", "principal": "alice@example.com"}
-                })
-                .to_string()
-                .as_bytes(),
-            )
-            .unwrap();
-            let validated = spec.validate().unwrap();
-            let new = onboard::new_saga("sg-asl", &validated).unwrap();
-            let record = self.def.new_record(new, self.clock.now());
-            self.store.create(&record).await.unwrap();
-            record.id
+            submit_onboard(&self.def, &self.store, &self.clock).await
         }
 
         async fn record(&self, id: &str) -> SagaRecord {
@@ -827,10 +914,39 @@ mod tests {
         }
     }
 
+    /// Records a new onboard saga for Acme CRM on alpha and beta; its id.
+    async fn submit_onboard(
+        def: &SagaDef<OnboardPorts>,
+        store: &MemoryStore,
+        clock: &ManualClock,
+    ) -> String {
+        let spec = parse_spec(
+            json!({
+                "displayName": "Acme CRM",
+                "accessUrl": "https://crm.example.com/agent",
+                "permissions": ["User.Details.View"],
+                "instances": [fw::INSTANCE_ALPHA, fw::INSTANCE_BETA],
+                "securityProfiles": [
+                    {"instance": fw::INSTANCE_ALPHA, "profiles": [fw::PROFILE_ALPHA_1]},
+                    {"instance": fw::INSTANCE_BETA, "profiles": [fw::PROFILE_BETA_1]}
+                ],
+                "requester": {"source": "PORTAL", "principal": "alice@example.com"}
+            })
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        let validated = spec.validate().unwrap();
+        let new = onboard::new_saga("sg-asl", &validated).unwrap();
+        let record = def.new_record(new, clock.now());
+        store.create(&record).await.unwrap();
+        record.id
+    }
+
     /// Just enough of Step Functions for the exported machine: Task (lambda:invoke), Map,
     /// Choice, Pass, Succeed, Fail, Retry (no jitter), Catch, ResultSelector, ResultPath.
     struct Sim<'a> {
-        runner: &'a StepRunner<OnboardPorts>,
+        runner: &'a dyn RunsSteps,
         clock: &'a ManualClock,
         exec: String,
     }
@@ -1214,6 +1330,7 @@ mod tests {
         );
         let req = StepRequest {
             op: asl::op::ACTION.into(),
+            kind: None,
             saga_id: id.clone(),
             owner: "exec-2".into(),
             step: Some("validate".into()),
@@ -1241,6 +1358,272 @@ mod tests {
         };
         assert_eq!(
             h.runner.handle(&bad).await.unwrap_err().error_name(),
+            asl::ERROR_INVALID
+        );
+    }
+
+    /// The deployed machine ([`asl::combined`]) and [`StepRunners`]: onboard, then the
+    /// lifecycle sagas, each started by the use cases (queue unused) and driven by the machine.
+    struct AllKinds {
+        world: Arc<FakeWorld>,
+        pristine: fw::WorldSnapshot,
+        store: Arc<MemoryStore>,
+        clock: Arc<ManualClock>,
+        runners: StepRunners,
+        lifecycle: crate::lifecycle::service::Lifecycle,
+        machine: Value,
+    }
+
+    impl AllKinds {
+        fn new() -> Self {
+            let h = Harness::new();
+            let store_dyn: Arc<dyn SagaStore> = h.store.clone();
+            let runners = StepRunners::new(
+                h.ports.clone(),
+                store_dyn.clone(),
+                h.clock.clone(),
+                &OnboardConfig::default(),
+                EngineConfig::default(),
+            );
+            let lifecycle = crate::lifecycle::service::Lifecycle {
+                store: store_dyn,
+                clock: h.clock.clone(),
+                queue: Arc::new(crate::service::NoQueue),
+                idempotency: crate::idempotency::IdempotencyConfig::default(),
+            };
+            AllKinds {
+                pristine: h.world.snapshot(),
+                world: h.world.clone(),
+                store: h.store.clone(),
+                clock: h.clock.clone(),
+                runners,
+                lifecycle,
+                machine: asl::combined("arn:step"),
+            }
+        }
+
+        /// One execution of the combined machine; its final state, or `error <name>`.
+        async fn execute(&self, exec: &str, id: &str, action: &str) -> String {
+            let sim = Sim {
+                runner: &self.runners,
+                clock: &self.clock,
+                exec: exec.to_string(),
+            };
+            let start = self.machine["StartAt"].as_str().unwrap();
+            let input = json!({"sagaId": id, "action": action});
+            match sim
+                .run(self.machine["States"].as_object().unwrap(), start, input)
+                .await
+            {
+                Ok((end, _)) => end,
+                Err((error, _)) => format!("error {error}"),
+            }
+        }
+
+        async fn status(&self, id: &str) -> SagaStatus {
+            self.store.get(id).await.unwrap().unwrap().status
+        }
+
+        /// Onboards the harness's application (alpha and beta) through the machine.
+        async fn onboarded(&self) -> String {
+            let def = onboard::definition(&OnboardConfig::default());
+            let id = submit_onboard(&def, &self.store, &self.clock).await;
+            assert_eq!(
+                self.execute("exec-onboard", &id, "run").await,
+                "onboard: Succeeded"
+            );
+            id
+        }
+
+        /// Moves the application from {alpha, beta} to {beta, gamma} and renames it.
+        async fn edit(&self, app: &str) -> String {
+            let req = crate::lifecycle::service::parse_edit(
+                json!({
+                    "displayName": "Acme CRM Next",
+                    "instances": [fw::INSTANCE_BETA, fw::INSTANCE_GAMMA],
+                    "securityProfiles": [
+                        {"instance": fw::INSTANCE_BETA, "profiles": [fw::PROFILE_BETA_1]},
+                        {"instance": fw::INSTANCE_GAMMA, "profiles": [fw::PROFILE_GAMMA_1]}
+                    ]
+                })
+                .to_string()
+                .as_bytes(),
+            )
+            .unwrap();
+            self.lifecycle
+                .edit(app, &req, "bob", None, "sg-edit".into())
+                .await
+                .unwrap()
+                .saga_id
+        }
+    }
+
+    #[tokio::test]
+    async fn the_combined_machine_runs_every_lifecycle_kind() {
+        let k = AllKinds::new();
+        let app = k.onboarded().await;
+
+        let edit = k.edit(&app).await;
+        assert_eq!(
+            k.execute("exec-edit", &edit, "run").await,
+            "change: Succeeded"
+        );
+        assert_eq!(k.status(&edit).await, SagaStatus::Succeeded);
+        let (_, state) = k.lifecycle.application(&app).await.unwrap();
+        assert_eq!(
+            state.instances.iter().cloned().collect::<Vec<_>>(),
+            vec![
+                fw::INSTANCE_BETA.to_string(),
+                fw::INSTANCE_GAMMA.to_string()
+            ]
+        );
+        let before_pause = k.world.snapshot();
+
+        let pause = k
+            .lifecycle
+            .pause(&app, fw::INSTANCE_GAMMA, "ops", None, "sg-pause".into())
+            .await
+            .unwrap()
+            .saga_id;
+        assert_eq!(
+            k.execute("exec-pause", &pause, "run").await,
+            "change: Succeeded"
+        );
+        assert_ne!(k.world.snapshot(), before_pause);
+        let resume = k
+            .lifecycle
+            .resume(&app, fw::INSTANCE_GAMMA, "ops", None, "sg-resume".into())
+            .await
+            .unwrap()
+            .saga_id;
+        assert_eq!(
+            k.execute("exec-resume", &resume, "run").await,
+            "change: Succeeded"
+        );
+        assert_eq!(
+            k.world.snapshot(),
+            before_pause,
+            "resume restores the paused set-up"
+        );
+
+        let off = k
+            .lifecycle
+            .offboard(&app, "ops", None, "sg-off".into())
+            .await
+            .unwrap()
+            .saga_id;
+        assert_eq!(
+            k.execute("exec-off", &off, "run").await,
+            "offboard: Succeeded"
+        );
+        assert_eq!(k.status(&off).await, SagaStatus::Succeeded);
+        assert_eq!(k.world.snapshot(), k.pristine, "offboard leaves no trace");
+        // A repeated delivery finds nothing to do.
+        assert_eq!(
+            k.execute("exec-off-2", &off, "run").await,
+            "offboard: Nothing to do"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_edit_failing_at_any_call_rolls_back_through_the_combined_machine() {
+        for (op, n) in [
+            ("get_application", 1),
+            ("set_profile_applications", 1),
+            ("delete_role_policy", 1),
+            ("put_role_policy", 1),
+            ("delete_association", 1),
+            ("update_application", 1),
+            ("create_association", 1),
+            ("set_profile_applications", 2),
+        ] {
+            let k = AllKinds::new();
+            let app = k.onboarded().await;
+            let before = k.world.snapshot();
+            let edit = k.edit(&app).await;
+            k.world.fail_nth(op, n, fw::access_denied());
+            assert_eq!(
+                k.execute("exec-edit", &edit, "run").await,
+                "change: RolledBack",
+                "{op} #{n}"
+            );
+            assert_eq!(k.status(&edit).await, SagaStatus::RolledBack, "{op} #{n}");
+            assert_eq!(
+                k.world.snapshot(),
+                before,
+                "{op} #{n}: the world before the edit"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_offboard_fault_needs_attention_and_a_redrive_through_the_machine_finishes() {
+        for ops in [
+            &["list_instances"][..],
+            &["set_profile_applications"],
+            // The statement goes with a PutRolePolicy, or a DeleteRolePolicy when it was the
+            // policy's last one.
+            &["put_role_policy", "delete_role_policy"],
+            &["delete_association"],
+            &["delete_application"],
+        ] {
+            let op = ops.join("/");
+            let k = AllKinds::new();
+            let app = k.onboarded().await;
+            let off = k
+                .lifecycle
+                .offboard(&app, "ops", None, "sg-off".into())
+                .await
+                .unwrap()
+                .saga_id;
+            for op in ops {
+                k.world.fail_nth(op, 1, fw::access_denied());
+            }
+            assert_eq!(
+                k.execute("exec-off", &off, "run").await,
+                "error Saga.NeedsAttention",
+                "{op}"
+            );
+            assert_eq!(k.status(&off).await, SagaStatus::NeedsAttention, "{op}");
+            assert_eq!(
+                k.execute("exec-off-2", &off, "redrive").await,
+                "offboard: Succeeded",
+                "{op}"
+            );
+            assert_eq!(k.world.snapshot(), k.pristine, "{op}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_router_rejects_an_unknown_saga_and_the_handler_an_unknown_kind() {
+        let k = AllKinds::new();
+        assert_eq!(
+            k.execute("exec", "sg-nope", "run").await,
+            "error Saga.Invalid"
+        );
+        let req = StepRequest {
+            op: asl::op::BEGIN.into(),
+            kind: Some("teleport".into()),
+            saga_id: "sg-nope".into(),
+            owner: "exec".into(),
+            step: None,
+            target: None,
+            action: Some("run".into()),
+            outcome: None,
+        };
+        let err = k.runners.handle(&req).await.unwrap_err();
+        assert_eq!(err.error_name(), asl::ERROR_INVALID);
+        assert!(err.to_string().contains("teleport"), "{err}");
+        // A change saga's id sent to the onboard runner is refused, not run.
+        let app = k.onboarded().await;
+        let edit = k.edit(&app).await;
+        let wrong = StepRequest {
+            kind: Some(onboard::KIND.into()),
+            saga_id: edit,
+            ..req
+        };
+        assert_eq!(
+            k.runners.handle(&wrong).await.unwrap_err().error_name(),
             asl::ERROR_INVALID
         );
     }
