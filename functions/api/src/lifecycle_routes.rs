@@ -88,6 +88,19 @@ struct DriftReportDoc {
     /// False when the application was deleted outside this product (offboard it instead).
     fixable: bool,
     items: Vec<DriftItemDoc>,
+    /// A later check that could not finish (AWS failed a read); the report is from before it.
+    #[schema(rename = "lastFailure")]
+    last_failure: Option<DriftFailureDoc>,
+}
+
+/// A drift check that could not finish.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(as = DriftCheckFailure)]
+struct DriftFailureDoc {
+    /// Epoch milliseconds.
+    at: u64,
+    error: serde_json::Value,
 }
 
 /// A refused lifecycle request as problem+json.
@@ -432,25 +445,40 @@ pub async fn get_drift(State(api): State<Arc<Api>>, Path(id): Path<String>) -> R
         }
     }
     let Some(report) = record.drift else {
-        return ApiProblem::new(
-            Kind::NotFound,
-            format!("no drift check has run for application {id} yet"),
-        )
-        .fix(format!(
-            "The reconciler checks managed applications periodically; `onboard drift {id}` checks \
-             now."
-        ))
-        .saga(id)
-        .into_response();
+        let detail = match &record.drift_failure {
+            Some(f) => format!(
+                "no drift check has finished for application {id} yet; the last one (at {}) failed: {}",
+                f.at, f.error
+            ),
+            None => format!("no drift check has run for application {id} yet"),
+        };
+        let fix = record
+            .drift_failure
+            .as_ref()
+            .and_then(|f| f.error.fix.clone())
+            .unwrap_or_else(|| {
+                format!(
+                    "The reconciler checks managed applications periodically; `onboard drift \
+                     {id}` checks now."
+                )
+            });
+        return ApiProblem::new(Kind::NotFound, detail)
+            .fix(fix)
+            .saga(id)
+            .into_response();
     };
-    Json(json!({
+    let mut body = json!({
         "applicationId": id,
         "checkedAt": report.checked_at,
         "drifted": report.drifted(),
         "fixable": report.fixable(),
         "items": report.items,
-    }))
-    .into_response()
+    });
+    if let Some(failure) = &record.drift_failure {
+        // The report above is older than this failed check.
+        body["lastFailure"] = json!(failure);
+    }
+    Json(body).into_response()
 }
 
 /// Repair the drift the last check found: a `fix` change saga re-applies the recorded state

@@ -541,6 +541,43 @@ async fn the_drift_report_is_served_and_fixed_only_when_there_is_fixable_drift()
 }
 
 #[tokio::test]
+async fn a_drift_check_that_failed_is_shown_with_its_error() {
+    let w = world();
+    let app = w.onboarded().await;
+    let drift = format!("/applications/{app}/drift");
+    let uc = w.lifecycle();
+    let ports = w.sagas.lifecycle_ports();
+    w.aws.fail_always("get_application", fw::access_denied());
+
+    assert!(uc.check_drift(&ports, &app).await.is_err());
+    let r = w.h.get(&drift).await;
+    assert_problem(&r, 404, ":not-found");
+    let detail = r.json["detail"].as_str().unwrap();
+    assert!(detail.contains("failed"), "{detail}");
+    assert!(detail.contains("AccessDenied"), "{detail}");
+
+    w.aws.clear_faults();
+    uc.check_drift(&ports, &app).await.unwrap();
+    let r = w.h.get(&drift).await;
+    assert_eq!((r.status, r.json["drifted"].clone()), (200, json!(false)));
+    assert!(r.json.get("lastFailure").is_none(), "{}", r.json);
+
+    // A later failure keeps the last report and says the check after it failed.
+    w.aws.fail_always("get_application", fw::access_denied());
+    assert!(uc.check_drift(&ports, &app).await.is_err());
+    let r = w.h.get(&drift).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json["drifted"], false);
+    assert!(r.json["lastFailure"]["at"].is_u64(), "{}", r.json);
+    assert_eq!(
+        r.json["lastFailure"]["error"]["code"],
+        fw::access_denied().code
+    );
+    let view = w.h.get(&format!("/applications/{app}")).await;
+    assert!(view.json["driftFailure"].is_object(), "{}", view.json);
+}
+
+#[tokio::test]
 async fn adopt_records_a_root_saga_whose_id_is_the_application_id() {
     let w = world();
     let made = w

@@ -186,6 +186,7 @@ mod tests {
             payload_hash: None,
             managed: None,
             drift: None,
+            drift_failure: None,
             parent: None,
             created_at: 1,
             updated_at: 300,

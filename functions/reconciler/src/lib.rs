@@ -217,7 +217,9 @@ impl Reconciler {
     }
 
     /// The managed applications to check now: root records with a current state, the least
-    /// recently checked first (never checked = oldest), at most `drift_check_limit`.
+    /// recently attempted first (never checked = oldest; a failed check counts as an attempt,
+    /// so one failing application cannot take the first slot of every sweep), at most
+    /// `drift_check_limit`.
     async fn drift_candidates(&self) -> Result<Vec<(Millis, String, String)>, StoreError> {
         let mut found = Vec::new();
         let mut read = 0;
@@ -231,8 +233,7 @@ impl Reconciler {
             for r in page.items {
                 let root = r.kind == onboard::KIND || r.kind == adopt::KIND;
                 if root && current_state(&r).is_ok() {
-                    let checked = r.drift.as_ref().map_or(0, |d| d.checked_at);
-                    found.push((checked, r.id, r.namespace));
+                    found.push((r.drift_attempted_at(), r.id, r.namespace));
                 }
             }
             match page.next {
@@ -308,7 +309,8 @@ impl Reconciler {
                         tracing::warn!(
                             items = ?items,
                             fixable = found.fixable(),
-                            "application drifted from its managed state: review it and fix it                              (POST /applications/{id}/drift/fix or `onboard drift {id} --fix`)"
+                            "application drifted from its managed state: review it and fix it \
+                             (POST /applications/{id}/drift/fix or `onboard drift {id} --fix`)"
                         );
                     }
                 }

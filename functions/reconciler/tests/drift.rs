@@ -17,7 +17,9 @@ use onboard_core::record::{SagaRecord, SagaStatus};
 use onboard_core::service::{NoQueue, RunAction, RunSagaMessage};
 use onboard_core::store::SagaStore;
 use onboard_core::testkit::ManualClock;
-use onboard_integration_tests::{instance, instances, spec, spec_for, Harness};
+use onboard_integration_tests::{
+    denied_for, fail_always, instance, instances, spec, spec_for, Harness,
+};
 use onboard_lambda_common::Emf;
 use onboard_reconciler::{Reconciler, ReconcilerConfig};
 
@@ -252,4 +254,62 @@ async fn off_busy_offboarded_or_out_of_budget_applications_are_not_checked() {
     assert_eq!((report.drift_checked, report.drifted), (1, 0), "{report:?}");
     let store: &dyn SagaStore = h.store.as_ref();
     assert!(store.get(&crm.id).await.unwrap().unwrap().drift.is_some());
+}
+
+#[tokio::test]
+async fn a_failed_check_is_recorded_and_does_not_hold_the_first_slot_of_every_sweep() {
+    let h = Harness::start().await;
+    let one = onboarded(&h, "One", "https://one.example.com", 1).await;
+    let two = onboarded(&h, "Two", "https://two.example.com", 1).await;
+    let clock = Arc::new(ManualClock::default());
+    let config = ReconcilerConfig {
+        drift_check_limit: 1,
+        ..ReconcilerConfig::default()
+    };
+    let r = reconciler(&h, &clock, config, true);
+    // Both never checked: the first sweep takes one of them, and AWS refuses the read.
+    let (code, status) = denied_for("GetApplication");
+    h.fault(fail_always("GetApplication", code, status));
+
+    let first = r.sweep().await.unwrap();
+
+    assert_eq!((first.drift_checked, first.drift_check_failed), (0, 1));
+    let t1 = clock_now(&clock);
+    let mut failed = None;
+    for id in [&one.id, &two.id] {
+        let rec = h.record(id).await;
+        if let Some(f) = rec.drift_failure {
+            assert_eq!(f.at, t1);
+            assert_eq!(f.error.code, "AccessDeniedException");
+            assert!(
+                rec.drift.is_none(),
+                "no report from a check that did not finish"
+            );
+            failed = Some(id.clone());
+        }
+    }
+    let failed = failed.expect("the failed check is recorded on its application");
+    assert_eq!(r.emf.total("DriftCheckFailures"), 1.0);
+
+    // The next sweep goes to the other application, not to the one that just failed.
+    h.sandbox().clear_faults();
+    clock.advance(Duration::from_secs(300));
+    let second = r.sweep().await.unwrap();
+    assert_eq!((second.drift_checked, second.drift_check_failed), (1, 0));
+    let other = if failed == one.id { &two.id } else { &one.id };
+    assert!(
+        h.record(other).await.drift.is_some(),
+        "the other application was checked"
+    );
+    assert!(h.record(&failed).await.drift.is_none());
+
+    // Then the failed one again; a check that finishes clears its failure.
+    clock.advance(Duration::from_secs(300));
+    r.sweep().await.unwrap();
+    let rec = h.record(&failed).await;
+    assert_eq!(rec.drift.map(|d| d.checked_at), Some(clock_now(&clock)));
+    assert!(
+        rec.drift_failure.is_none(),
+        "cleared by the check that finished"
+    );
 }

@@ -83,6 +83,7 @@ fn record(id: &str, namespace: &str, status: SagaStatus, updated_at: u64) -> Sag
         payload_hash: None,
         managed: None,
         drift: None,
+        drift_failure: None,
         parent: None,
         created_at: updated_at,
         updated_at,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::ErrorInfo;
-use crate::lifecycle::{DriftReport, ManagedApp};
+use crate::lifecycle::{DriftCheckFailure, DriftReport, ManagedApp};
 
 /// Milliseconds since the Unix epoch; every timestamp in a record uses it.
 pub type Millis = u64;
@@ -238,6 +238,10 @@ pub struct SagaRecord {
     /// On an application's root saga: what the last drift check found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<DriftReport>,
+    /// On an application's root saga: the last drift check, when it could not finish (cleared
+    /// by the next one that does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_failure: Option<DriftCheckFailure>,
     /// On a lifecycle saga (edit, pause, resume, fix, offboard): the application's root saga.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
@@ -249,6 +253,14 @@ impl SagaRecord {
     /// The lease's expiry, or 0 when nobody holds it (used by the reconciler's query).
     pub fn lease_expires_at(&self) -> Millis {
         self.lease.as_ref().map_or(0, |l| l.expires_at)
+    }
+
+    /// When a drift check last ran on this application, finished or not (0 = never): the
+    /// reconciler checks the least recently attempted first.
+    pub fn drift_attempted_at(&self) -> Millis {
+        let checked = self.drift.as_ref().map_or(0, |d| d.checked_at);
+        let failed = self.drift_failure.as_ref().map_or(0, |f| f.at);
+        checked.max(failed)
     }
 
     /// The node for `step` and `target`, if the saga has one.

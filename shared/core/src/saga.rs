@@ -220,6 +220,7 @@ impl<C: ?Sized + Send + Sync> SagaDef<C> {
             payload_hash: new.payload_hash,
             managed: None,
             drift: None,
+            drift_failure: None,
             parent: new.parent,
             created_at: now,
             updated_at: now,

@@ -278,6 +278,9 @@ pub struct SagaView {
     /// For an application's root saga: the last drift check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<crate::lifecycle::DriftReport>,
+    /// For an application's root saga: the last drift check, when it could not finish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_failure: Option<crate::lifecycle::DriftCheckFailure>,
     /// For a lifecycle saga: the application it changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
@@ -311,7 +314,12 @@ impl SagaView {
             }
         }
         if let Some(m) = &r.managed {
-            resources.application_arn = Some(m.app.arn.clone());
+            // Changed since onboarding: never show an association a pause, an edit or the
+            // offboarding removed (ones a later change made are in that change's record).
+            resources.application_arn = (!m.offboarded).then(|| m.app.arn.clone());
+            resources
+                .associations
+                .retain(|instance, _| m.is_active(instance));
         }
         let last_error = r.undo_error.clone().or_else(|| r.cause.clone());
         let next_action = match r.status {
@@ -354,6 +362,7 @@ impl SagaView {
                 .ok()
                 .or_else(|| r.managed.clone().filter(|m| m.offboarded)),
             drift: r.drift.clone(),
+            drift_failure: r.drift_failure.clone(),
             parent: r.parent.clone(),
             log: r.log.clone(),
         }

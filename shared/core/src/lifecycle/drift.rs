@@ -48,6 +48,16 @@ pub struct DriftReport {
     pub items: Vec<DriftItem>,
 }
 
+/// A drift check that could not finish (AWS refused or failed a read). Recorded so the next
+/// sweep moves on to other applications instead of retrying this one first forever, and so
+/// operators see why an application's report is old.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftCheckFailure {
+    pub at: Millis,
+    pub error: ErrorInfo,
+}
+
 impl DriftReport {
     pub fn drifted(&self) -> bool {
         !self.items.is_empty()

@@ -25,7 +25,7 @@ use crate::error::{ErrorInfo, ErrorKind};
 use crate::onboard::OnboardPorts;
 use crate::store::{SagaStore, StoreError};
 
-pub use drift::{DriftItem, DriftKind, DriftReport};
+pub use drift::{DriftCheckFailure, DriftItem, DriftKind, DriftReport};
 pub use state::{current_state, ManagedApp, StateError};
 
 /// What lifecycle steps call: the AWS ports of the onboard saga plus the saga store, to write

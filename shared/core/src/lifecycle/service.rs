@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::adopt::{self, AdoptInput};
 use super::change::{self, ChangeInput, ChangeOp};
-use super::drift::{self, DriftReport};
+use super::drift::{self, DriftCheckFailure, DriftReport};
 use super::offboard::{self, OffboardInput};
 use super::state::{current_state, ManagedApp, StateError};
 use super::LifecyclePorts;
@@ -438,25 +438,49 @@ impl Lifecycle {
         .await
     }
 
-    /// Compare application `app_id` with AWS and record the report in its root record.
+    /// Compare application `app_id` with AWS and record the report in its root record. A check
+    /// that AWS fails is recorded too (`driftFailure`), keeping the last complete report.
     pub async fn check_drift(
         &self,
         ports: &LifecyclePorts,
         app_id: &str,
     ) -> Result<DriftReport, DriftError> {
         let (_, state) = self.application(app_id).await?;
-        let report = drift::detect(ports, &state, self.clock.now())
-            .await
-            .map_err(DriftError::Aws)?;
-        self.record_drift(app_id, &report).await?;
-        Ok(report)
+        match drift::detect(ports, &state, self.clock.now()).await {
+            Ok(report) => {
+                self.record_drift(app_id, &report).await?;
+                Ok(report)
+            }
+            Err(error) => {
+                let failure = DriftCheckFailure {
+                    at: self.clock.now(),
+                    error: error.clone(),
+                };
+                self.update_root(app_id, |r| r.drift_failure = Some(failure.clone()))
+                    .await?;
+                Err(DriftError::Aws(error))
+            }
+        }
     }
 
-    /// Store a drift report in the root record (a few tries against concurrent writers).
+    /// Store a drift report in the root record, clearing an earlier failed check.
     pub async fn record_drift(
         &self,
         app_id: &str,
         report: &DriftReport,
+    ) -> Result<(), LifecycleError> {
+        self.update_root(app_id, |r| {
+            r.drift = Some(report.clone());
+            r.drift_failure = None;
+        })
+        .await
+    }
+
+    /// Apply `change` to the root record (a few tries against concurrent writers).
+    async fn update_root(
+        &self,
+        app_id: &str,
+        change: impl Fn(&mut SagaRecord),
     ) -> Result<(), LifecycleError> {
         for _ in 0..5 {
             let root = self
@@ -465,7 +489,7 @@ impl Lifecycle {
                 .await?
                 .ok_or_else(|| LifecycleError::NotFound(app_id.to_string()))?;
             let mut next = root.clone();
-            next.drift = Some(report.clone());
+            change(&mut next);
             next.version = root.version + 1;
             match self.store.update(&next, root.version).await {
                 Ok(()) => return Ok(()),

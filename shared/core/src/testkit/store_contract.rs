@@ -47,6 +47,7 @@ pub fn sample_record(id: &str, namespace: &str) -> SagaRecord {
         payload_hash: Some("abc".into()),
         managed: None,
         drift: None,
+        drift_failure: None,
         parent: None,
         created_at: 1_000,
         updated_at: 1_000,
