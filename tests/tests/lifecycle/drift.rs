@@ -104,6 +104,30 @@ async fn no_drift_right_after_onboarding() {
 }
 
 #[tokio::test]
+async fn a_check_reads_only_the_recorded_profiles_not_every_profile() {
+    let (lc, app, _) = onboarded().await;
+    let state = lc.state(&app).await;
+    let recorded: usize = state.profiles.values().map(|p| p.len()).sum();
+    assert!(recorded > 0, "the spec grants profiles");
+    let lists_before = lc.h.calls_named("ListSecurityProfiles");
+    let reads_before = lc.h.calls_named("ListSecurityProfileApplications");
+
+    let report = lc.lifecycle.check_drift(&lc.ports(), &app).await.unwrap();
+
+    assert!(!report.drifted(), "{report:?}");
+    assert_eq!(
+        lc.h.calls_named("ListSecurityProfiles") - lists_before,
+        0,
+        "no profile listing: a grant nobody recorded is not drift"
+    );
+    assert_eq!(
+        lc.h.calls_named("ListSecurityProfileApplications") - reads_before,
+        recorded,
+        "one read per recorded grant (the seeded instances have more profiles)"
+    );
+}
+
+#[tokio::test]
 async fn each_kind_of_drift_is_found_and_the_fix_repairs_it() {
     for kind in KINDS {
         let (lc, app, onboarded_world) = onboarded().await;

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::offboard::scan;
+use super::offboard::{scan, ProfileScan};
 use super::state::{current_state, ManagedApp};
 use super::{store_error, LifecyclePorts};
 use crate::error::{ErrorInfo, ErrorKind, StepError};
@@ -88,7 +88,7 @@ impl StepAction<LifecyclePorts> for Discover {
             &details.arn,
             &details.namespace,
             &BTreeSet::new(),
-            false,
+            ProfileScan::Wanted,
         )
         .await?;
         let mut instances = BTreeSet::new();

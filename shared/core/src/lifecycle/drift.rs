@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::offboard::scan;
+use super::offboard::{scan, ProfileScan};
 use super::state::ManagedApp;
 use super::LifecyclePorts;
 use crate::error::ErrorInfo;
@@ -116,7 +116,7 @@ pub async fn detect(
         &state.app.arn,
         &state.namespace,
         &state.instances,
-        false,
+        ProfileScan::Only(&state.profiles),
     )
     .await?;
     let sid = policy::statement_sid(&state.app.id);

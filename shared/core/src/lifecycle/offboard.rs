@@ -91,17 +91,31 @@ fn inventory(node: &NodeCtx) -> Result<Inventory, ErrorInfo> {
     )
 }
 
+/// Which security profiles [`scan`] reads (each is one `ListSecurityProfileApplications` call,
+/// at Connect's 2 calls/s the bulk of a scan's time).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ProfileScan<'a> {
+    /// Every profile of the known and the associated instances (adopt: discover the grants).
+    Wanted,
+    /// Every profile of every instance (offboard: no grant may stay, wherever it is).
+    Everywhere,
+    /// Only these profiles, per instance (drift: it checks the recorded grants, and a grant
+    /// nobody recorded is not drift).
+    Only(&'a BTreeMap<String, BTreeSet<String>>),
+}
+
 /// Everything the application has in the instances of the account and Region: association, the
 /// instance's SLR, and the profiles granting the namespace — for the `known` instances and
-/// every instance with an association; with `profiles_everywhere`, also every instance where a
-/// profile still grants the namespace (offboard: no trace may stay). Shared with adopt and drift.
+/// every instance with an association, and with [`ProfileScan::Everywhere`] also every instance
+/// where a profile still grants the namespace. Shared with adopt and drift.
 pub(crate) async fn scan(
     ports: &LifecyclePorts,
     app_arn: &str,
     namespace: &str,
     known: &BTreeSet<String>,
-    profiles_everywhere: bool,
+    profile_scan: ProfileScan<'_>,
 ) -> Result<BTreeMap<String, InstanceInventory>, ErrorInfo> {
+    let profiles_everywhere = matches!(profile_scan, ProfileScan::Everywhere);
     let connect = &ports.aws.connect;
     let mut all: BTreeSet<String> = connect.list_instances().await?.into_iter().collect();
     all.extend(known.iter().cloned());
@@ -123,8 +137,17 @@ pub(crate) async fn scan(
             Err(e) => return Err(e),
         };
         let role = preflight::slr_of(&info).map(|r| preflight::role_name(r).to_string());
+        let to_read: Vec<String> = match profile_scan {
+            ProfileScan::Only(recorded) => recorded
+                .get(&id)
+                .map(|p| p.iter().cloned().collect())
+                .unwrap_or_default(),
+            ProfileScan::Wanted | ProfileScan::Everywhere => {
+                connect.list_security_profiles(&id).await?
+            }
+        };
         let mut profiles = Vec::new();
-        for profile in connect.list_security_profiles(&id).await? {
+        for profile in to_read {
             let apps = match connect.profile_applications(&id, &profile).await {
                 Ok(apps) => apps,
                 Err(e) if e.kind == ErrorKind::NotFound => continue,
@@ -167,7 +190,7 @@ impl StepAction<LifecyclePorts> for InventoryStep {
             &inp.before.app.arn,
             &inp.before.namespace,
             &inp.before.instances,
-            true,
+            ProfileScan::Everywhere,
         )
         .await?;
         encode(&Inventory {
