@@ -167,11 +167,15 @@ async fn check(
 /// Preflight's ports on a target: its services (read-only use), the permission simulator and a
 /// page fetcher. Shared with `onboard serve`, whose `POST /preflight` runs the same checks.
 pub fn preflight_ports(world: &World) -> Result<PreflightPorts, CliError> {
-    let fetcher =
-        ReqwestPageFetcher::new(FetchLimits::default()).map_err(|e| CliError::Config {
-            message: e.reason,
-            fix: "Check the system's TLS configuration and retry.".into(),
-        })?;
+    let limits = FetchLimits {
+        // The operator's own tool (and `serve`, their local API): private networks allowed.
+        allow_private_networks: true,
+        ..FetchLimits::default()
+    };
+    let fetcher = ReqwestPageFetcher::new(limits).map_err(|e| CliError::Config {
+        message: e.reason,
+        fix: "Check the system's TLS configuration and retry.".into(),
+    })?;
     Ok(PreflightPorts {
         apps: world.ports.apps.clone(),
         connect: world.ports.connect.clone(),

@@ -13,7 +13,7 @@
 //! | `BODY_LIMIT_BYTES` | no | largest request body (default 262144) |
 //! | `TRUST_PRINCIPAL_HEADER` | no | `true` to accept `X-Onboard-Principal` when the request has no API Gateway identity (local use only; default `false`) |
 //! | `METRICS_NAMESPACE` | no | CloudWatch namespace of the EMF metrics |
-//! | `PREFLIGHT_FETCH` | no | `true` to fetch the spec's access URL in `POST /preflight` and warn when the agent workspace cannot iframe it (default `false`) |
+//! | `PREFLIGHT_FETCH` | no | `true` to fetch the spec's access URL in `POST /preflight` and warn when the agent workspace cannot iframe it (default `false`); public addresses only, every redirect hop checked |
 //! | `PREFLIGHT_AWS` | no | `true` to run the saga's preflight in `POST /preflight` against AWS with the function's role (read-only: DescribeInstance, ListApplications, ListRolePolicies/GetRolePolicy, ListSecurityProfileApplications, and SimulatePrincipalPolicy for the caller) and return `findings` (default `false`) |
 //!
 //! The webhook secret is a plain (KMS-encrypted at rest) environment variable for now; reading

@@ -4,8 +4,14 @@
 //! Safe to point at arbitrary URLs: redirects are followed by hand up to a bound (http/https
 //! only), the whole fetch has a timeout, at most `max_body_bytes` of the body are read, no
 //! cookies are kept, and no credentials are sent (a URL carrying a user name or password is
-//! refused rather than having them stripped silently).
+//! refused rather than having them stripped silently). Unless the limits allow private networks,
+//! only publicly routable addresses are contacted — checked on the addresses the name resolves
+//! to (and on IP literals), for every hop of a redirect chain — so a submitted URL cannot make
+//! the API function reach loopback services such as Lambda's Runtime API (127.0.0.1:9001), a
+//! metadata service (169.254.169.254) or anything in a private network.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,6 +28,10 @@ pub struct FetchLimits {
     pub timeout: Duration,
     /// Body bytes read (and discarded) from the final response.
     pub max_body_bytes: usize,
+    /// Contact loopback, private, link-local and other non-public addresses too. Off for the
+    /// API (a submitted URL must not reach inside); on for the operator's own CLI, whose
+    /// staging apps may well live on a private network.
+    pub allow_private_networks: bool,
 }
 
 impl Default for FetchLimits {
@@ -30,7 +40,77 @@ impl Default for FetchLimits {
             max_redirects: 5,
             timeout: Duration::from_secs(10),
             max_body_bytes: 64 * 1024,
+            allow_private_networks: false,
         }
+    }
+}
+
+/// Whether `ip` is publicly routable: not loopback, private (RFC 1918, unique local),
+/// link-local, shared (CGNAT), unspecified, broadcast, multicast, documentation, benchmarking
+/// or reserved. IPv4-mapped and -compatible IPv6 addresses are judged as their IPv4 address.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public_v4(v4),
+            None => is_public_v6(v6),
+        },
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_broadcast()
+        || ip.is_documentation()
+        || ip.is_multicast()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b)) // shared address space (RFC 6598)
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 198 && (18..20).contains(&b)) // benchmarking (RFC 2544)
+        || a >= 240) // reserved
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    let compatible = ip.segments()[..6].iter().all(|s| *s == 0);
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_multicast()
+        || compatible // ::a.b.c.d (deprecated IPv4-compatible; also covers :: and ::1)
+        || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
+        || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
+        || (first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
+        || first == 0x0064) // NAT64 64:ff9b::/96 and local-use 64:ff9b:1::/48 reach IPv4
+}
+
+/// Resolves with the system resolver and keeps only public addresses; a name with none left
+/// fails with the reason, so reqwest never connects anywhere else.
+#[derive(Debug)]
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public: Vec<SocketAddr> =
+                all.iter().copied().filter(|a| is_public(a.ip())).collect();
+            if public.is_empty() && !all.is_empty() {
+                let shown: Vec<String> = all.iter().map(|a| a.ip().to_string()).collect();
+                return Err(format!(
+                    "{host} resolves only to non-public addresses ({}); the preflight fetches \
+                     public pages only",
+                    shown.join(", ")
+                )
+                .into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(public.into_iter());
+            Ok(addrs)
+        })
     }
 }
 
@@ -73,6 +153,9 @@ impl ReqwestPageFetcher {
             .timeout(limits.timeout)
             .connect_timeout(limits.timeout)
             .no_proxy();
+        if !limits.allow_private_networks {
+            builder = builder.dns_resolver(Arc::new(PublicOnly));
+        }
         if let Some(roots) = extra_roots {
             builder = builder.tls_certs_merge(roots);
         }
@@ -82,10 +165,27 @@ impl ReqwestPageFetcher {
         Ok(Self { client, limits })
     }
 
+    fn check(&self, url: Url) -> Result<Url, FetchError> {
+        let url = check_url(url)?;
+        if !self.limits.allow_private_networks {
+            // IP literals never reach the resolver.
+            let literal = match url.host() {
+                Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+                Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+                _ => None,
+            };
+            if let Some(ip) = literal.filter(|ip| !is_public(*ip)) {
+                return Err(fail(format!(
+                    "{url}: {ip} is not a public address; the preflight fetches public pages only"
+                )));
+            }
+        }
+        Ok(url)
+    }
+
     async fn fetch(&self, url: &str) -> Result<FetchedHeaders, FetchError> {
-        let mut current = check_url(
-            Url::parse(url).map_err(|e| fail(format!("{url} is not a valid URL: {e}")))?,
-        )?;
+        let mut current = self
+            .check(Url::parse(url).map_err(|e| fail(format!("{url} is not a valid URL: {e}")))?)?;
         let mut redirects = Vec::new();
         loop {
             let mut response = self
@@ -116,7 +216,7 @@ impl ReqwestPageFetcher {
                             "{current} redirects to an invalid URL {location:?}: {e}"
                         ))
                     })?;
-                    current = check_url(next)?;
+                    current = self.check(next)?;
                     redirects.push(current.to_string());
                     continue;
                 }

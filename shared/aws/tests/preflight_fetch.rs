@@ -246,6 +246,8 @@ fn fetcher(timeout: Duration) -> ReqwestPageFetcher {
         max_redirects: 3,
         timeout,
         max_body_bytes: 64 * 1024,
+        // The test servers listen on loopback.
+        allow_private_networks: true,
     })
     .unwrap()
 }
@@ -310,6 +312,7 @@ fn tls_fetcher(ca_pem: &str) -> ReqwestPageFetcher {
             max_redirects: 3,
             timeout: Duration::from_secs(5),
             max_body_bytes: 64 * 1024,
+            allow_private_networks: true,
         },
         ca_pem.as_bytes(),
     )
@@ -435,4 +438,76 @@ async fn timeouts_size_limits_and_credentials() {
     assert!(verdicts
         .iter()
         .all(|(_, v)| v.decision == FrameDecision::Unknown));
+}
+
+/// The API's fetcher (the default limits) never contacts a non-public address: not an IP
+/// literal, not a name that resolves to loopback, and not a redirect hop to one — while the
+/// same page is fetched when private networks are allowed.
+#[tokio::test]
+async fn by_default_only_public_addresses_are_contacted() {
+    let (base, seen) = serve().await;
+    let port = base.rsplit(':').next().unwrap().to_string();
+    let public_only = ReqwestPageFetcher::new(FetchLimits::default()).unwrap();
+    for url in [
+        format!("http://127.0.0.1:{port}/p/none"),
+        format!("http://[::1]:{port}/p/none"),
+        format!("http://localhost:{port}/p/none"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://10.0.0.1/".to_string(),
+        "http://[::ffff:127.0.0.1]:9001/2018-06-01/runtime/invocation/next".to_string(),
+    ] {
+        let err = public_only.fetch_headers(&url).await.unwrap_err();
+        assert!(err.reason.contains("public"), "{url}: {}", err.reason);
+    }
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "nothing reached the server"
+    );
+    // Allowed, the same loopback page is fetched.
+    let f = fetcher(Duration::from_secs(5));
+    assert_eq!(
+        f.fetch_headers(&format!("{base}/p/none"))
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+}
+
+#[test]
+fn public_means_globally_routable() {
+    use onboard_aws::page_fetcher::is_public;
+    for ip in [
+        "93.184.216.34",
+        "8.8.8.8",
+        "2606:4700::1111",
+        "::ffff:8.8.8.8",
+    ] {
+        assert!(is_public(ip.parse().unwrap()), "{ip}");
+    }
+    for ip in [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "255.255.255.255",
+        "224.0.0.1",
+        "192.0.2.1",
+        "198.18.0.1",
+        "240.0.0.1",
+        "::1",
+        "::",
+        "fd00::1",
+        "fe80::1",
+        "ff02::1",
+        "2001:db8::1",
+        "::ffff:10.0.0.1",
+        "::127.0.0.1",
+        "64:ff9b::a00:1",
+    ] {
+        assert!(!is_public(ip.parse().unwrap()), "{ip}");
+    }
 }
