@@ -637,7 +637,9 @@ const FUNCTIONS: [&str; 3] = ["onboard-api", "onboard-worker", "onboard-reconcil
 /// `cargo test --workspace` builds every package's binaries (each function crate has
 /// integration tests), so they sit next to this test's `deps` directory. A narrower run
 /// (`cargo test -p onboard-integration-tests`) does not build binaries of other packages: when
-/// one is missing, or older than a source file its dep-info lists (or the lock file), this runs
+/// one is missing, or older than a source file its dep-info lists (or the lock file; without
+/// dep-info, which `cargo test` does not write for them, any source of `shared/` and
+/// `functions/`), this runs
 /// `cargo build --locked -p onboard-api -p onboard-worker -p onboard-reconciler` into the same
 /// target directory once per test process.
 pub fn function_binaries() -> Result<&'static FunctionBinaries, String> {
@@ -684,12 +686,20 @@ fn stale_reason(binary: &Path) -> Option<String> {
         Err(_) => return Some(format!("{} is missing", binary.display())),
     };
     let dep_info = binary.with_extension("d");
-    let Ok(text) = std::fs::read_to_string(&dep_info) else {
-        return Some(format!("{} is missing", dep_info.display()));
-    };
     let root = workspace_root();
     let mut inputs = vec![root.join("Cargo.lock"), root.join("Cargo.toml")];
-    inputs.extend(dep_info_inputs(&text));
+    match std::fs::read_to_string(&dep_info) {
+        Ok(text) => inputs.extend(dep_info_inputs(&text)),
+        // `cargo test` links the binary (a hard link of deps/NAME-HASH) without writing
+        // NAME.d; rebuilding it then with `cargo build` would recompile the workspace crates
+        // (without the testkit feature `cargo test --workspace` unifies in). Judge it by every
+        // source of the crates functions are built from instead.
+        Err(_) => {
+            for dir in ["shared", "functions"] {
+                workspace_sources(&root.join(dir), &mut inputs);
+            }
+        }
+    }
     // Manifests of the workspace packages the binary is built from (features, dependencies).
     let manifests: Vec<PathBuf> = inputs
         .iter()
@@ -710,6 +720,25 @@ fn stale_reason(binary: &Path) -> Option<String> {
             Err(_) => Some(format!("its input {} is gone", input.display())),
         },
     )
+}
+
+/// Every `.rs` file and manifest under `dir` (no `target` or hidden folders).
+fn workspace_sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if path.is_dir() {
+            if !name.starts_with('.') && name != "target" && name != "node_modules" {
+                workspace_sources(&path, out);
+            }
+        } else if name.ends_with(".rs") || name == "Cargo.toml" {
+            out.push(path);
+        }
+    }
 }
 
 /// The inputs a Makefile-style dep-info file lists (`target: a.rs b\ c.rs ...`).
