@@ -20,6 +20,7 @@
 //! it from Secrets Manager or SSM at init is a drop-in change here.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::HeaderName;
 use onboard_aws::page_fetcher::{FetchLimits, ReqwestPageFetcher};
@@ -113,12 +114,17 @@ pub fn api_from_env(
         .get("METRICS_NAMESPACE")
         .unwrap_or_else(|| emf::DEFAULT_NAMESPACE.to_string());
     let fetcher: Option<Arc<dyn PageFetcher>> = if env.flag("PREFLIGHT_FETCH", false)? {
-        let fetcher =
-            ReqwestPageFetcher::new(FetchLimits::default()).map_err(|e| ConfigError::Invalid {
-                name: "PREFLIGHT_FETCH".to_string(),
-                value: "true".to_string(),
-                why: e.reason,
-            })?;
+        // Public addresses only (the default); 5 s per request keeps a whole redirect chain
+        // (bounded at twice that) well inside API Gateway's 30 s integration timeout.
+        let limits = FetchLimits {
+            timeout: Duration::from_secs(5),
+            ..FetchLimits::default()
+        };
+        let fetcher = ReqwestPageFetcher::new(limits).map_err(|e| ConfigError::Invalid {
+            name: "PREFLIGHT_FETCH".to_string(),
+            value: "true".to_string(),
+            why: e.reason,
+        })?;
         Some(Arc::new(fetcher))
     } else {
         None
