@@ -225,7 +225,7 @@ pub struct EditArgs {
 pub struct InstanceArgs {
     /// The application (the id of its onboard or adopt saga).
     pub id: String,
-    /// The Connect instance id or ARN.
+    /// The Connect instance: id, ARN, or the alias `onboard status` shows for it (`demo-east`).
     pub instance: String,
 }
 

@@ -118,8 +118,15 @@ fn apply_pause_resume_drift_offboard_then_status_shows_the_offboarded_applicatio
         sagas_before
     );
 
+    // An alias not among the application's instances is refused with the ones that are.
     onboard(&state)
-        .args(["resume", &id, SUPPORT])
+        .args(["resume", &id, "demo-nowhere"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("(demo-east, demo-support)"));
+    // The alias `status` shows works as well as the id, in any case.
+    onboard(&state)
+        .args(["resume", &id, "Demo-Support"])
         .assert()
         .code(0)
         .stdout(predicate::str::contains(
