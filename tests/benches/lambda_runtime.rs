@@ -5,7 +5,8 @@
 //! Each function binary (`onboard-api`, `onboard-worker`, `onboard-reconciler`, `onboard-step`,
 //! built with `cargo build --release`) is started as Lambda would start it: a clean environment
 //! with the Lambda variables, `AWS_LAMBDA_RUNTIME_API` pointing at a Runtime API served here
-//! (the documented 2018-06-01 interface), fake credentials, and **every** AWS endpoint — the
+//! (the documented 2018-06-01 interface; the e2e tests' harness,
+//! `onboard_integration_tests::lambda_runtime`), fake credentials, and **every** AWS endpoint — the
 //! catch-all `AWS_ENDPOINT_URL` and each service's own variable — pointing at moto, so no
 //! request can reach AWS. The saga table, the FIFO queue and the webhook secret (Secrets
 //! Manager, read by the api at init as deployed) are created on moto first.
@@ -22,26 +23,16 @@
 //! `MOTO_ENDPOINT=http://127.0.0.1:PORT cargo bench -p onboard-integration-tests --bench lambda_runtime`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a broken fixture should fail loudly
 
-use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Read};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_config::retry::RetryConfig;
 use aws_sdk_sqs::types::QueueAttributeName;
-use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
+use onboard_integration_tests::lambda_runtime::{InvokeError, LambdaProcess};
 use onboard_integration_tests::sdk_config;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot, Notify};
 
 const FUNCTIONS: [&str; 4] = [
     "onboard-api",
@@ -55,7 +46,6 @@ const ACCOUNT: &str = "111122223333";
 const REGION: &str = "us-east-1";
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const EVENT_TIMEOUT: Duration = Duration::from_secs(60);
-const LOG_LINES_KEPT: usize = 200;
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -79,248 +69,32 @@ fn env_count(name: &str, default: usize) -> usize {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The local Lambda Runtime API, with timestamps.
+// A function process: the e2e tests' Runtime API and process harness
+// (`onboard_integration_tests::lambda_runtime`), which times init and each event.
 
-/// What the function answered, and when.
+/// What the function answered.
 struct Answer {
-    /// `None`: `/response`; `Some(type)`: `/error` with `Lambda-Runtime-Function-Error-Type`.
+    /// `None`: `/response`; `Some(type)`: `/error`. The runtime client sends `unhandled` in
+    /// the header and the real type in the body's `errorType`, so the body wins.
     error_type: Option<String>,
-    body: Bytes,
-    handed_out: Instant,
-    answered: Instant,
+    body: Vec<u8>,
 }
 
-struct Queued {
-    request_id: String,
-    body: Bytes,
-    answer: oneshot::Sender<Answer>,
-}
-
-struct InFlight {
-    handed_out: Instant,
-    answer: oneshot::Sender<Answer>,
-}
-
-struct Shared {
-    function_arn: String,
-    first_poll: OnceLock<Instant>,
-    polled: Notify,
-    queue: tokio::sync::Mutex<mpsc::UnboundedReceiver<Queued>>,
-    in_flight: Mutex<HashMap<String, InFlight>>,
-    init_error: Mutex<Option<String>>,
-}
-
-/// One Runtime API per function process, on a free loopback port; stopped on drop.
-struct RuntimeApi {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    submit: mpsc::UnboundedSender<Queued>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl RuntimeApi {
-    async fn start(function: &str) -> Self {
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .expect("a free loopback port for the Runtime API");
-        let addr = listener.local_addr().expect("the listener's address");
-        let (submit, queue) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared {
-            function_arn: format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function}"),
-            first_poll: OnceLock::new(),
-            polled: Notify::new(),
-            queue: tokio::sync::Mutex::new(queue),
-            in_flight: Mutex::new(HashMap::new()),
-            init_error: Mutex::new(None),
-        });
-        let app = Router::new()
-            .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route(
-                "/2018-06-01/runtime/invocation/{id}/response",
-                post(response),
-            )
-            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
-            .route("/2018-06-01/runtime/init/error", post(init_error))
-            .with_state(shared.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        RuntimeApi {
-            addr,
-            shared,
-            submit,
-            server,
-        }
-    }
-
-    fn queue(&self, event: &Value) -> oneshot::Receiver<Answer> {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let (tx, rx) = oneshot::channel();
-        let request_id = format!(
-            "00000000-0000-4000-8000-{:012x}",
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let body = Bytes::from(serde_json::to_vec(event).expect("the event encodes"));
-        self.submit
-            .send(Queued {
-                request_id,
-                body,
-                answer: tx,
-            })
-            .expect("the Runtime API is running");
-        rx
-    }
-}
-
-impl Drop for RuntimeApi {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-async fn next(State(shared): State<Arc<Shared>>) -> Response {
-    let _ = shared.first_poll.set(Instant::now());
-    shared.polled.notify_waiters();
-    let Some(event) = shared.queue.lock().await.recv().await else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "the benchmark stopped").into_response();
-    };
-    let deadline = now_ms() + EVENT_TIMEOUT.as_millis() as u64;
-    let headers = [
-        ("lambda-runtime-aws-request-id", event.request_id.clone()),
-        ("lambda-runtime-deadline-ms", deadline.to_string()),
-        (
-            "lambda-runtime-invoked-function-arn",
-            shared.function_arn.clone(),
-        ),
-        (
-            "lambda-runtime-trace-id",
-            format!(
-                "Root=1-{:08x}-{:024x};Parent={:016x};Sampled=0",
-                deadline / 1000,
-                deadline,
-                deadline
-            ),
-        ),
-        ("content-type", "application/json".to_string()),
-    ];
-    shared.in_flight.lock().expect("in-flight map").insert(
-        event.request_id,
-        InFlight {
-            handed_out: Instant::now(),
-            answer: event.answer,
-        },
-    );
-    (StatusCode::OK, headers, event.body).into_response()
-}
-
-fn answered(shared: &Shared, id: &str, error_type: Option<String>, body: Bytes) -> Response {
-    let answered = Instant::now();
-    let Some(flight) = shared.in_flight.lock().expect("in-flight map").remove(id) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            format!(
-                r#"{{"errorMessage":"unknown request id {id}","errorType":"InvalidRequestID"}}"#
-            ),
-        )
-            .into_response();
-    };
-    let _ = flight.answer.send(Answer {
-        error_type,
-        body,
-        handed_out: flight.handed_out,
-        answered,
-    });
-    (StatusCode::ACCEPTED, r#"{"status":"OK"}"#).into_response()
-}
-
-async fn response(
-    State(shared): State<Arc<Shared>>,
-    UrlPath(id): UrlPath<String>,
-    body: Bytes,
-) -> Response {
-    answered(&shared, &id, None, body)
-}
-
-async fn error(
-    State(shared): State<Arc<Shared>>,
-    UrlPath(id): UrlPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    // The runtime client sends `unhandled` in the header and the diagnostic's type in the body.
-    let error_type = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| {
-            v.get("errorType")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .or_else(|| {
-            headers
-                .get("lambda-runtime-function-error-type")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| "(no error type)".to_string());
-    answered(&shared, &id, Some(error_type), body)
-}
-
-async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    *shared.init_error.lock().expect("init error") =
-        Some(String::from_utf8_lossy(&body).into_owned());
-    (StatusCode::ACCEPTED, r#"{"status":"OK"}"#).into_response()
-}
-
-// ---------------------------------------------------------------------------------------------
-// A function process.
-
-struct Process {
-    name: String,
-    child: Child,
-    runtime: RuntimeApi,
-    spawned: Instant,
-    logs: Arc<Mutex<VecDeque<String>>>,
-}
-
-fn drain<R: Read + Send + 'static>(reader: R, logs: Arc<Mutex<VecDeque<String>>>) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(reader).lines() {
-            let Ok(line) = line else { break };
-            let mut logs = logs.lock().expect("log buffer");
-            if logs.len() >= LOG_LINES_KEPT {
-                logs.pop_front();
-            }
-            logs.push_back(line);
-        }
-    });
-}
-
-/// The variables Lambda sets for a `provided.al2023` function (besides the function's own).
-fn lambda_env(name: &str, runtime: &RuntimeApi) -> Vec<(String, String)> {
+/// The variables Lambda sets for a `provided.al2023` function besides the runtime ones the
+/// harness sets (`AWS_LAMBDA_RUNTIME_API`, function name, memory, version, log group/stream).
+fn lambda_extra_env() -> Vec<(String, String)> {
     [
-        ("AWS_LAMBDA_RUNTIME_API", runtime.addr.to_string()),
-        ("AWS_LAMBDA_FUNCTION_NAME", name.to_string()),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256".to_string()),
-        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_string()),
-        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
-        (
-            "AWS_LAMBDA_LOG_STREAM_NAME",
-            format!("2026/01/01/[$LATEST]{:016x}", now_ms()),
-        ),
-        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_string()),
-        (
-            "AWS_EXECUTION_ENV",
-            "AWS_Lambda_provided.al2023".to_string(),
-        ),
-        ("LAMBDA_TASK_ROOT", "/var/task".to_string()),
-        ("LAMBDA_RUNTIME_DIR", "/var/runtime".to_string()),
-        ("_HANDLER", "bootstrap".to_string()),
-        ("TZ", ":UTC".to_string()),
-        ("LANG", "en_US.UTF-8".to_string()),
-        ("PATH", "/usr/local/bin:/usr/bin:/bin".to_string()),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
+        ("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023"),
+        ("LAMBDA_TASK_ROOT", "/var/task"),
+        ("LAMBDA_RUNTIME_DIR", "/var/runtime"),
+        ("_HANDLER", "bootstrap"),
+        ("TZ", ":UTC"),
+        ("LANG", "en_US.UTF-8"),
+        ("PATH", "/usr/local/bin:/usr/bin:/bin"),
     ]
     .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
+    .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
 }
 
@@ -357,128 +131,65 @@ fn aws_env(moto: &str, home: &Path) -> Vec<(String, String)> {
     env
 }
 
-impl Process {
-    async fn spawn(name: &str, binary: &Path, env: &[(String, String)]) -> Self {
-        let runtime = RuntimeApi::start(name).await;
-        let lambda = lambda_env(name, &runtime);
-        let mut command = Command::new(binary);
-        command
-            .env_clear()
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .envs(lambda.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let spawned = Instant::now();
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let logs = Arc::new(Mutex::new(VecDeque::new()));
-        if let Some(out) = child.stdout.take() {
-            drain(out, logs.clone());
-        }
-        if let Some(err) = child.stderr.take() {
-            drain(err, logs.clone());
-        }
-        Process {
-            name: name.to_string(),
-            child,
-            runtime,
-            spawned,
-            logs,
-        }
-    }
-
-    fn failure(&mut self, what: &str) -> String {
-        // Give the output readers a moment to collect the last lines.
-        std::thread::sleep(Duration::from_millis(200));
-        let status = self
-            .child
-            .try_wait()
-            .ok()
-            .flatten()
-            .map_or("still running".to_string(), |s| s.to_string());
-        let init_error = self
-            .runtime
-            .shared
-            .init_error
-            .lock()
-            .expect("init error")
-            .clone()
-            .unwrap_or_else(|| "none".into());
-        let logs: Vec<String> = self
-            .logs
-            .lock()
-            .expect("log buffer")
-            .iter()
-            .cloned()
-            .collect();
-        format!(
-            "{}: {what} (process: {status}; init error posted: {init_error})\n--- last output ---\n{}",
-            self.name,
-            logs.join("\n")
-        )
-    }
-
-    /// Init: from just before the spawn to the first `GET /invocation/next`.
-    async fn init(&mut self) -> Duration {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let shared = self.runtime.shared.clone();
-        loop {
-            let polled = shared.polled.notified();
-            if let Some(at) = shared.first_poll.get() {
-                return at.duration_since(self.spawned);
-            }
-            if self.child.try_wait().ok().flatten().is_some() {
-                panic!("{}", self.failure("exited during init"));
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "{}",
-                    self.failure(&format!("not ready within {READY_TIMEOUT:?}"))
-                );
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(20), polled).await;
-        }
-    }
-
-    /// Hand `event` out and wait for the answer.
-    async fn invoke(&mut self, event: &Value) -> Answer {
-        let mut rx = self.runtime.queue(event);
-        let deadline = Instant::now() + EVENT_TIMEOUT;
-        loop {
-            match tokio::time::timeout(Duration::from_millis(50), &mut rx).await {
-                Ok(Ok(answer)) => return answer,
-                Ok(Err(_)) => panic!("{}", self.failure("the invocation was dropped")),
-                Err(_) => {}
-            }
-            if self.child.try_wait().ok().flatten().is_some() {
-                panic!("{}", self.failure("exited before answering"));
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "{}",
-                    self.failure(&format!("no answer within {EVENT_TIMEOUT:?}"))
-                );
-            }
-        }
-    }
-
-    /// `VmHWM` (peak resident set) in KiB, where `/proc` has it.
-    fn peak_rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-    }
+/// `message` with the process's last output, for a panic that says what went wrong.
+fn failure(process: &LambdaProcess, message: &str) -> String {
+    format!(
+        "{}: {message}\n--- last output ---\n{}",
+        process.name(),
+        process.logs().join("\n")
+    )
 }
 
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Start `binary` and wait for its first `GET /next`; the process and its init time.
+async fn cold_start(
+    name: &str,
+    binary: &Path,
+    env: &[(String, String)],
+) -> (LambdaProcess, Duration) {
+    let process = LambdaProcess::spawn(name, binary, env)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    if let Err(e) = process.wait_ready(READY_TIMEOUT).await {
+        panic!("{name}: {e}");
     }
+    let init = process
+        .init_duration()
+        .unwrap_or_else(|| panic!("{}", failure(&process, "ready without a poll")));
+    (process, init)
+}
+
+/// Hand `event` out; the answer and how long the function held it.
+async fn invoke(process: &LambdaProcess, event: &Value) -> (Answer, Duration) {
+    let (result, held) = process.invoke_timed(event, EVENT_TIMEOUT).await;
+    let answer = match result {
+        Ok(v) => Answer {
+            error_type: None,
+            body: serde_json::to_vec(&v).unwrap_or_default(),
+        },
+        Err(InvokeError::Function { error_type, body }) => Answer {
+            error_type: serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| {
+                    v.get("errorType")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .or(error_type),
+            body: body.into_bytes(),
+        },
+        Err(e) => panic!("{e}"),
+    };
+    let held = held.unwrap_or_else(|| panic!("{}", failure(process, "answered without timing")));
+    (answer, held)
+}
+
+/// `VmHWM` (peak resident set) in KiB, where `/proc` has it.
+fn peak_rss_kib(process: &LambdaProcess) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", process.pid())).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -730,18 +441,20 @@ async fn measure(
     };
     let mut warm = Vec::new();
     for run in 0..cold_starts {
-        let mut process = Process::spawn(subject.binary, binary, &subject.env).await;
-        cold.init.push(process.init().await);
+        let (process, init) = cold_start(subject.binary, binary, &subject.env).await;
+        cold.init.push(init);
         let first = &subject.events[0];
-        let answer = process.invoke(&first.event).await;
+        let (answer, held) = invoke(&process, &first.event).await;
         if let Err(e) = (first.check)(&answer) {
             panic!(
                 "{}",
-                process.failure(&format!("unexpected answer to {}: {e}", first.label))
+                failure(
+                    &process,
+                    &format!("unexpected answer to {}: {e}", first.label)
+                )
             );
         }
-        cold.first_event
-            .push(answer.answered.duration_since(answer.handed_out));
+        cold.first_event.push(held);
         if run + 1 < cold_starts {
             continue;
         }
@@ -750,17 +463,20 @@ async fn measure(
             let mut latencies = Vec::with_capacity(warm_events);
             let mut via = "/response";
             for _ in 0..warm_events {
-                let answer = process.invoke(&case.event).await;
+                let (answer, held) = invoke(&process, &case.event).await;
                 if let Err(e) = (case.check)(&answer) {
                     panic!(
                         "{}",
-                        process.failure(&format!("unexpected answer to {}: {e}", case.label))
+                        failure(
+                            &process,
+                            &format!("unexpected answer to {}: {e}", case.label)
+                        )
                     );
                 }
                 if answer.error_type.is_some() {
                     via = "/error";
                 }
-                latencies.push(answer.answered.duration_since(answer.handed_out));
+                latencies.push(held);
             }
             latencies.sort();
             warm.push(WarmFigures {
@@ -771,7 +487,7 @@ async fn measure(
                 latencies,
             });
         }
-        cold.peak_kib = process.peak_rss_kib();
+        cold.peak_kib = peak_rss_kib(&process);
     }
     cold.init.sort();
     cold.first_event.sort();
@@ -898,8 +614,10 @@ fn main() {
     runtime.block_on(async {
         let (table, queue_url, queue_arn, secret_arn) = provision(&moto).await;
         // As the template configures the functions (LogLevel, MetricsNamespace defaults).
+        let mut function_env = aws_env(&moto, &home);
+        function_env.extend(lambda_extra_env());
         let base = with(
-            &aws_env(&moto, &home),
+            &function_env,
             &[
                 ("TABLE_NAME", table.as_str()),
                 ("RUST_LOG", "info"),

@@ -133,9 +133,19 @@ struct Shared {
     function_arn: String,
     queue: mpsc::UnboundedSender<Invocation>,
     next: tokio::sync::Mutex<mpsc::UnboundedReceiver<Invocation>>,
-    pending: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    pending: Mutex<HashMap<String, oneshot::Sender<Answered>>>,
+    /// When each event in flight was handed out by `/next` (for [`LambdaProcess::invoke_timed`]).
+    handed_out: Mutex<HashMap<String, Instant>>,
     init_error: Mutex<Option<String>>,
     polls: AtomicU64,
+    /// The first `GET /next`: the end of the function's init.
+    first_poll: OnceLock<Instant>,
+}
+
+/// An outcome and how long the function held the event (`/next` → `/response` or `/error`).
+struct Answered {
+    outcome: Outcome,
+    handled_in: Option<Duration>,
 }
 
 /// A local Lambda Runtime API for one function process.
@@ -148,7 +158,7 @@ pub struct RuntimeApi {
 /// An event handed to the function, not yet answered.
 pub struct PendingInvocation {
     request_id: String,
-    answer: oneshot::Receiver<Outcome>,
+    answer: oneshot::Receiver<Answered>,
     timeout: Duration,
 }
 
@@ -187,8 +197,10 @@ impl RuntimeApi {
             queue,
             next: tokio::sync::Mutex::new(next),
             pending: Mutex::new(HashMap::new()),
+            handed_out: Mutex::new(HashMap::new()),
             init_error: Mutex::new(None),
             polls: AtomicU64::new(0),
+            first_poll: OnceLock::new(),
         });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next_event))
@@ -264,6 +276,7 @@ impl RuntimeApi {
 
     fn forget(&self, request_id: &str) {
         lock(&self.shared.pending).remove(request_id);
+        lock(&self.shared.handed_out).remove(request_id);
     }
 }
 
@@ -280,11 +293,13 @@ fn header(name: &'static str, value: &str) -> Option<(HeaderName, HeaderValue)> 
 }
 
 async fn next_event(State(shared): State<Arc<Shared>>) -> Response {
+    let _ = shared.first_poll.set(Instant::now());
     shared.polls.fetch_add(1, Ordering::SeqCst);
     let invocation = shared.next.lock().await.recv().await;
     let Some(inv) = invocation else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "the runtime API stopped").into_response();
     };
+    lock(&shared.handed_out).insert(inv.request_id.clone(), Instant::now());
     let trace = format!(
         "Root=1-{:08x}-{:024x};Parent={:016x};Sampled=0",
         now_ms() / 1000,
@@ -332,10 +347,19 @@ async fn invocation_response(
     UrlPath(id): UrlPath<String>,
     body: Bytes,
 ) -> Response {
-    let Some(tx) = lock(&shared.pending).remove(&id) else {
-        return unknown_request(&id);
+    answer(&shared, &id, Outcome::Response(body))
+}
+
+/// Deliver `outcome` to whoever waits for request `id`, with the time the function held it.
+fn answer(shared: &Shared, id: &str, outcome: Outcome) -> Response {
+    let handed_out = lock(&shared.handed_out).remove(id);
+    let Some(tx) = lock(&shared.pending).remove(id) else {
+        return unknown_request(id);
     };
-    let _ = tx.send(Outcome::Response(body));
+    let _ = tx.send(Answered {
+        outcome,
+        handled_in: handed_out.map(|at| at.elapsed()),
+    });
     accepted()
 }
 
@@ -345,15 +369,11 @@ async fn invocation_error(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(tx) = lock(&shared.pending).remove(&id) else {
-        return unknown_request(&id);
-    };
     let error_type = headers
         .get("lambda-runtime-function-error-type")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let _ = tx.send(Outcome::Error { error_type, body });
-    accepted()
+    answer(&shared, &id, Outcome::Error { error_type, body })
 }
 
 async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
@@ -401,6 +421,8 @@ pub struct LambdaProcess {
     /// Output readers started, and how many of them reached the end of their pipe.
     readers: usize,
     readers_done: Arc<AtomicU64>,
+    /// Just before the process was started (init is measured from here).
+    spawned: Instant,
 }
 
 fn collect_lines<R: Read + Send + 'static>(
@@ -433,6 +455,7 @@ impl LambdaProcess {
         let runtime = RuntimeApi::start(name)
             .await
             .map_err(|e| InvokeError::Harness(format!("cannot start the runtime API: {e}")))?;
+        let spawned = Instant::now();
         let mut child = Command::new(binary)
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -461,6 +484,7 @@ impl LambdaProcess {
             logs,
             readers,
             readers_done,
+            spawned,
         })
     }
 
@@ -499,6 +523,16 @@ impl LambdaProcess {
             *exit = lock(&self.child).try_wait().ok().flatten();
         }
         *exit
+    }
+
+    /// From just before the process started to its first `GET /next` (its init), once it
+    /// polled.
+    pub fn init_duration(&self) -> Option<Duration> {
+        self.runtime
+            .shared
+            .first_poll
+            .get()
+            .map(|at| at.saturating_duration_since(self.spawned))
     }
 
     /// Wait until the function finished its init and polls for events.
@@ -558,36 +592,57 @@ impl LambdaProcess {
     }
 
     /// Wait for the answer to `pending`, failing early when the process exits.
-    pub async fn answer(&self, mut pending: PendingInvocation) -> Result<Value, InvokeError> {
+    pub async fn answer(&self, pending: PendingInvocation) -> Result<Value, InvokeError> {
+        self.answer_timed(pending).await.0
+    }
+
+    /// Invoke the function with `event`; its answer, and how long the function held the event
+    /// (from `/next` handing it out to its `/response` or `/error`; `None` when it never
+    /// answered).
+    pub async fn invoke_timed(
+        &self,
+        event: &Value,
+        timeout: Duration,
+    ) -> (Result<Value, InvokeError>, Option<Duration>) {
+        match self.submit(event, timeout) {
+            Ok(pending) => self.answer_timed(pending).await,
+            Err(e) => (Err(e), None),
+        }
+    }
+
+    async fn answer_timed(
+        &self,
+        mut pending: PendingInvocation,
+    ) -> (Result<Value, InvokeError>, Option<Duration>) {
         let deadline = Instant::now() + pending.timeout;
-        let outcome = loop {
+        let answered = loop {
             match tokio::time::timeout(Duration::from_millis(50), &mut pending.answer).await {
-                Ok(Ok(outcome)) => break outcome,
+                Ok(Ok(answered)) => break answered,
                 Ok(Err(_)) => {
-                    return Err(InvokeError::Harness(
-                        "the runtime API dropped the invocation".into(),
-                    ))
+                    let e = InvokeError::Harness("the runtime API dropped the invocation".into());
+                    return (Err(e), None);
                 }
                 Err(_) => {}
             }
             if let Some(status) = self.exit_status() {
                 // An answer may have raced the exit.
-                if let Ok(outcome) = pending.answer.try_recv() {
-                    break outcome;
+                if let Ok(answered) = pending.answer.try_recv() {
+                    break answered;
                 }
                 self.runtime.forget(&pending.request_id);
-                return Err(self.exited(status).await);
+                return (Err(self.exited(status).await), None);
             }
             if Instant::now() >= deadline {
                 self.runtime.forget(&pending.request_id);
-                return Err(InvokeError::Timeout {
+                let e = InvokeError::Timeout {
                     function: self.name.clone(),
                     after: pending.timeout,
                     logs: self.log_tail(),
-                });
+                };
+                return (Err(e), None);
             }
         };
-        match outcome {
+        let result = match answered.outcome {
             Outcome::Response(body) => serde_json::from_slice(&body).map_err(|e| {
                 InvokeError::Harness(format!(
                     "{} answered with something that is not JSON ({e}): {}",
@@ -599,7 +654,8 @@ impl LambdaProcess {
                 error_type,
                 body: String::from_utf8_lossy(&body).into_owned(),
             }),
-        }
+        };
+        (result, answered.handled_in)
     }
 
     /// SIGKILL the process (a crash or a Lambda timeout) and reap it.
