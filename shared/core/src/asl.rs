@@ -84,8 +84,8 @@ pub struct AslDocument {
     pub definition: Value,
 }
 
-/// What `infra/statemachine/` holds: the one machine for every saga kind ([`combined`]). A
-/// new kind is one line in `kind_machines` and one in [`crate::engine_step::StepRunners`].
+/// What `infra/statemachine/` holds: the one machine for every saga kind ([`combined`]); the
+/// kinds are onboard and [`crate::lifecycle::definitions`].
 pub fn exported() -> Vec<AslDocument> {
     vec![AslDocument {
         kind: "all".into(),
@@ -105,22 +105,14 @@ const BY_KIND: &str = "By kind";
 
 /// Every saga kind's state machine, in the order the router lists them.
 fn kind_machines(function_arn: &str) -> Vec<(&'static str, Value)> {
-    use crate::lifecycle::{adopt, change, offboard};
     use crate::onboard::{self, OnboardConfig};
     let onboard_config = OnboardConfig::default();
-    let c = onboard_config.instance_concurrency;
-    vec![
-        (
-            onboard::KIND,
-            export(&onboard::definition(&onboard_config), function_arn),
-        ),
-        (change::KIND, export(&change::definition(c), function_arn)),
-        (
-            offboard::KIND,
-            export(&offboard::definition(), function_arn),
-        ),
-        (adopt::KIND, export(&adopt::definition(), function_arn)),
-    ]
+    let onboard = onboard::definition(&onboard_config);
+    let mut machines = vec![(onboard.kind, export(&onboard, function_arn))];
+    for def in crate::lifecycle::definitions(onboard_config.instance_concurrency) {
+        machines.push((def.kind, export(&def, function_arn)));
+    }
+    machines
 }
 
 /// One state machine for every saga kind: a first Task asks the step handler which kind the

@@ -23,7 +23,7 @@ use crate::asl;
 use crate::clock::Clock;
 use crate::engine::EngineConfig;
 use crate::error::{ErrorInfo, ErrorKind};
-use crate::lifecycle::{adopt, change, offboard, LifecyclePorts};
+use crate::lifecycle::{self, LifecyclePorts};
 use crate::onboard::{self, OnboardConfig, OnboardPorts};
 use crate::record::{Lease, LogEntry, NodeState, SagaRecord, SagaStatus};
 use crate::saga::{NodeCtx, Recovery, RetryPolicy, SagaDef};
@@ -121,12 +121,10 @@ pub struct KindResponse {
 }
 
 /// Step runners for every saga kind, so one state machine and one step handler run whatever
-/// the queue names (onboard, and the lifecycle's change, offboard and adopt).
+/// the queue names (onboard, and [`crate::lifecycle::definitions`]).
 pub struct StepRunners {
     onboard: StepRunner<OnboardPorts>,
-    change: StepRunner<LifecyclePorts>,
-    offboard: StepRunner<LifecyclePorts>,
-    adopt: StepRunner<LifecyclePorts>,
+    lifecycle: BTreeMap<&'static str, StepRunner<LifecyclePorts>>,
     store: Arc<dyn SagaStore>,
 }
 
@@ -142,19 +140,20 @@ impl StepRunners {
             aws: aws.clone(),
             store: store.clone(),
         });
-        let runner = |def| {
-            StepRunner::new(
-                Arc::new(def),
-                ctx.clone(),
-                store.clone(),
-                clock.clone(),
-                config.clone(),
-            )
-        };
+        let lifecycle = lifecycle::definitions(onboard_config.instance_concurrency)
+            .into_iter()
+            .map(|def| {
+                let runner = StepRunner::new(
+                    Arc::new(def),
+                    ctx.clone(),
+                    store.clone(),
+                    clock.clone(),
+                    config.clone(),
+                );
+                (runner.def.kind, runner)
+            })
+            .collect();
         StepRunners {
-            change: runner(change::definition(onboard_config.instance_concurrency)),
-            offboard: runner(offboard::definition()),
-            adopt: runner(adopt::definition()),
             onboard: StepRunner::new(
                 Arc::new(onboard::definition(onboard_config)),
                 aws,
@@ -162,6 +161,7 @@ impl StepRunners {
                 clock,
                 config,
             ),
+            lifecycle,
             store,
         }
     }
@@ -185,17 +185,20 @@ impl RunsSteps for StepRunners {
             let answer = self.kind_of(&req.saga_id).await?;
             return serde_json::to_value(answer).map_err(|e| StepFailure::Invalid(e.to_string()));
         }
-        match req.kind.as_deref().unwrap_or(onboard::KIND) {
-            onboard::KIND => self.onboard.handle(req).await,
-            change::KIND => self.change.handle(req).await,
-            offboard::KIND => self.offboard.handle(req).await,
-            adopt::KIND => self.adopt.handle(req).await,
-            other => Err(StepFailure::Invalid(format!(
-                "no saga kind {other:?}; this handler runs {}, {}, {} and {}",
+        let kind = req.kind.as_deref().unwrap_or(onboard::KIND);
+        if kind == onboard::KIND {
+            return self.onboard.handle(req).await;
+        }
+        match self.lifecycle.get(kind) {
+            Some(runner) => runner.handle(req).await,
+            None => Err(StepFailure::Invalid(format!(
+                "no saga kind {kind:?}; this handler runs {} and {}",
                 onboard::KIND,
-                change::KIND,
-                offboard::KIND,
-                adopt::KIND
+                self.lifecycle
+                    .keys()
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))),
         }
     }

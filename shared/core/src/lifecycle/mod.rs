@@ -35,6 +35,16 @@ pub struct LifecyclePorts {
     pub store: Arc<dyn SagaStore>,
 }
 
+/// Every lifecycle saga definition (change, offboard, adopt): the step handler and the Step
+/// Functions export take their kinds from here, so a new kind is one line.
+pub fn definitions(instance_concurrency: usize) -> Vec<crate::saga::SagaDef<LifecyclePorts>> {
+    vec![
+        change::definition(instance_concurrency),
+        offboard::definition(),
+        adopt::definition(),
+    ]
+}
+
 /// A store failure inside a step: version races and backend hiccups are retried, the rest ends
 /// the step.
 pub(crate) fn store_error(e: StoreError) -> ErrorInfo {
