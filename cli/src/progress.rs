@@ -163,7 +163,7 @@ pub fn new_entries<'a>(record: &'a SagaRecord, last: &Option<LogEntry>) -> &'a [
 }
 
 fn aliases(record: &SagaRecord) -> BTreeMap<String, String> {
-    render::aliases_from_output(record.output_of("validate"))
+    onboard_core::onboard::instance_aliases(record)
 }
 
 /// Plain progress: one line per event.

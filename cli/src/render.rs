@@ -84,24 +84,6 @@ pub fn problems(list: &[Problem]) -> String {
     s
 }
 
-/// Instance id → alias, from the `validate` step's recorded output.
-pub fn aliases_from_output(output: Option<&Value>) -> BTreeMap<String, String> {
-    output
-        .and_then(|o| o.get("instances"))
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(id, facts)| {
-                    facts
-                        .get("alias")
-                        .and_then(Value::as_str)
-                        .map(|a| (id.clone(), a.to_string()))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// `step[alias]` (or `step[instance-id]` before the alias is known).
 pub fn node_label(step: &str, target: Option<&str>, aliases: &BTreeMap<String, String>) -> String {
     let shown = target.map(|t| aliases.get(t).map_or(t, String::as_str));
@@ -308,7 +290,7 @@ fn error_node(view: &SagaView, err: &ErrorInfo) -> Option<String> {
 /// `retry_flags` are the target options to repeat in the suggested `onboard retry` command.
 pub fn saga(view: &SagaView, with_log: bool, retry_flags: &str) -> String {
     let mut s = String::new();
-    let aliases = aliases_from_output(
+    let aliases = onboard_core::onboard::aliases_in(
         view.steps
             .iter()
             .find(|st| st.step == "validate")

@@ -30,37 +30,6 @@ pub struct Session {
     pub location: String,
 }
 
-/// The instance a command-line argument names: an instance id or ARN as given, or the alias
-/// `status` shows for one of the application's instances (`demo-east`), matched without case.
-pub async fn instance_arg(session: &Session, app_id: &str, arg: &str) -> Result<String, CliError> {
-    if onboard_core::spec::instance_id(arg).is_some() {
-        return Ok(arg.to_string());
-    }
-    let Some(root) = session.store.get(app_id).await? else {
-        // The use case reports the missing application.
-        return Ok(arg.to_string());
-    };
-    let aliases = render::aliases_from_output(root.output_of("validate"));
-    let wanted = arg.trim();
-    match aliases
-        .iter()
-        .find(|(_, alias)| alias.eq_ignore_ascii_case(wanted))
-    {
-        Some((id, _)) => Ok(id.clone()),
-        None if aliases.is_empty() => Ok(arg.to_string()),
-        None => Err(CliError::Config {
-            message: format!(
-                "{arg:?} is neither an instance id or ARN nor an alias of application {app_id}'s \
-                 instances ({})",
-                aliases.values().cloned().collect::<Vec<_>>().join(", ")
-            ),
-            fix: format!(
-                "Give one of those aliases, or the instance id (`onboard status {app_id}`)."
-            ),
-        }),
-    }
-}
-
 /// Open the saga log and start the world. `create` is false for commands on an existing
 /// application: without a saga log there is nothing to change (`missing` names it).
 pub async fn open(ctx: &Context, create: bool, missing: &str) -> Result<Session, CliError> {

@@ -9,14 +9,13 @@ use crate::targets::Context;
 
 pub async fn run(ctx: &Context, args: &InstanceArgs, pause: bool) -> Result<u8, CliError> {
     let session = lifecycle::open(ctx, false, &args.id).await?;
-    let instance = lifecycle::instance_arg(&session, &args.id, &args.instance).await?;
     let uc = &session.lifecycle;
     let who = requester();
     let result = if pause {
-        uc.pause(&args.id, &instance, &who, None, new_saga_id())
+        uc.pause(&args.id, &args.instance, &who, None, new_saga_id())
             .await
     } else {
-        uc.resume(&args.id, &instance, &who, None, new_saga_id())
+        uc.resume(&args.id, &args.instance, &who, None, new_saga_id())
             .await
     };
     let verb = if pause { "Pausing" } else { "Resuming" };

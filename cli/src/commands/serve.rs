@@ -499,7 +499,7 @@ impl SagaLines {
                 json!({"event": "running", "sagaId": record.id, "namespace": record.namespace}),
             );
         }
-        let aliases = render::aliases_from_output(record.output_of("validate"));
+        let aliases = onboard_core::onboard::instance_aliases(record);
         for entry in new_entries(record, &self.last) {
             self.out.say(
                 &render::log_line(entry, record.created_at, &aliases),

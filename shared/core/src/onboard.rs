@@ -177,6 +177,30 @@ pub struct InstanceFacts {
     pub role_name: String,
 }
 
+/// Instance id → alias, as an onboard saga's `validate` recorded them (empty before it ran,
+/// and for other kinds).
+pub fn instance_aliases(record: &crate::record::SagaRecord) -> BTreeMap<String, String> {
+    aliases_in(record.output_of("validate"))
+}
+
+/// Instance id → alias, from a recorded `validate` output.
+pub fn aliases_in(validate_output: Option<&Value>) -> BTreeMap<String, String> {
+    validate_output
+        .and_then(|o| o.get("instances"))
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(id, facts)| {
+                    facts
+                        .get("alias")
+                        .and_then(Value::as_str)
+                        .map(|a| (id.clone(), a.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// `validate`'s output.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

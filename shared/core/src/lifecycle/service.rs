@@ -283,12 +283,26 @@ impl Lifecycle {
         key: Option<&str>,
         new_id: String,
     ) -> Result<Started, LifecycleError> {
-        let (_, before) = self.application(app_id).await?;
-        let Some(instance) = instance_id(raw_instance) else {
+        let (root, before) = self.application(app_id).await?;
+        // An id or ARN, or the alias the status shows (`demo-east`, any case).
+        let aliases = onboard::instance_aliases(&root);
+        let by_alias = aliases
+            .iter()
+            .find(|(_, alias)| alias.eq_ignore_ascii_case(raw_instance.trim()))
+            .map(|(id, _)| id.clone());
+        let Some(instance) = instance_id(raw_instance).or(by_alias) else {
+            let known = if aliases.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " nor an alias of its instances ({})",
+                    aliases.values().cloned().collect::<Vec<_>>().join(", ")
+                )
+            };
             return Err(invalid(
                 "instance",
-                format!("{raw_instance:?} is not a Connect instance id or ARN"),
-                "Give the instance id (a UUID) or its ARN.",
+                format!("{raw_instance:?} is not a Connect instance id or ARN{known}"),
+                "Give the instance id (a UUID), its ARN or its alias.",
             ));
         };
         if !before.instances.contains(&instance) {
