@@ -340,7 +340,7 @@ pub async fn offboard(
     tag = "lifecycle",
     params(
         ("id" = String, Path, description = "The application's id"),
-        ("instance" = String, Path, description = "The Connect instance id (or URL-encoded ARN)"),
+        ("instance" = String, Path, description = "The Connect instance: id, URL-encoded ARN, or its alias"),
         ("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe key"),
     ),
     responses(
@@ -370,7 +370,7 @@ pub async fn pause(
     tag = "lifecycle",
     params(
         ("id" = String, Path, description = "The application's id"),
-        ("instance" = String, Path, description = "The Connect instance id (or URL-encoded ARN)"),
+        ("instance" = String, Path, description = "The Connect instance: id, URL-encoded ARN, or its alias"),
         ("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe key"),
     ),
     responses(

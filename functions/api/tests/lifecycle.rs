@@ -419,15 +419,17 @@ async fn pause_and_resume_record_change_sagas_on_one_instance() {
     assert_eq!(view.json["application"]["paused"], json!([BETA]));
     assert!(w.aws.calls("delete_association") >= 1);
 
+    // The instance's alias (as the status shows it) names it as well as its id.
     let r = w
         .request(
             "POST",
-            &format!("/applications/{app}/instances/{BETA}/resume"),
+            &format!("/applications/{app}/instances/Beta/resume"),
             None,
             None,
         )
         .await;
-    assert_accepted(&w, &r, "change", "resume", &app).await;
+    let record = assert_accepted(&w, &r, "change", "resume", &app).await;
+    assert_eq!(record.input["instance"], BETA);
     w.drain().await;
     let view = w.h.get(&format!("/applications/{app}")).await;
     assert_eq!(view.json["application"]["paused"], json!([]));
