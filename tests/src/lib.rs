@@ -39,6 +39,7 @@ use serde_json::{json, Value};
 
 pub use onboard_core::policy::POLICY_NAME;
 
+pub mod chaos;
 pub mod lambda_runtime;
 
 /// The account of the test seed.
@@ -747,6 +748,14 @@ impl Clock for SkippingClock {
         self.skipped
             .fetch_add(d.as_millis() as u64, Ordering::SeqCst);
         tokio::task::yield_now().await;
+    }
+}
+
+impl SkippingClock {
+    /// Jump ahead by `d` (e.g. past a lease) without waiting.
+    pub fn skip(&self, d: Duration) {
+        self.skipped
+            .fetch_add(d.as_millis() as u64, Ordering::SeqCst);
     }
 }
 
