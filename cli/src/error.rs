@@ -17,7 +17,8 @@ pub mod exit {
     pub const OK: u8 = 0;
     /// Anything else went wrong (I/O, AWS configuration, store, a busy saga).
     pub const OTHER: u8 = 1;
-    /// The spec (or a lifecycle request) is invalid; every problem was listed.
+    /// The spec (or a lifecycle request) is invalid, or its saga was REFUSED by preflight
+    /// before any change; every problem (finding) was listed with its fix.
     pub const INVALID: u8 = 2;
     /// The saga failed and every change was rolled back.
     pub const ROLLED_BACK: u8 = 3;
@@ -167,6 +168,9 @@ impl CliError {
             CliError::NoSagas(_) => "Start one with `onboard apply SPEC`.".into(),
             CliError::Busy { id, .. } => format!(
                 "Another process is running it; wait for its lease to expire, then `onboard retry {id}`."
+            ),
+            CliError::NothingToRetry { id, status } if status == "REFUSED" => format!(
+                "It was refused before any change: fix each finding `onboard status {id}` lists, then submit the request again."
             ),
             CliError::NothingToRetry { id, .. } => format!("See `onboard status {id}`."),
             CliError::Service(info) => return info.fix.clone(),

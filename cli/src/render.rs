@@ -116,6 +116,7 @@ pub fn event_text(event: &str) -> &str {
         "undo_blocked" => "left in place (blocked)",
         "rollback_started" => "ROLLING BACK",
         "rolled_back" => "rolled back: every change was undone",
+        "refused" => "REFUSED: nothing was changed",
         "rollback_failed" => "ROLLBACK FAILED",
         "redriven" => "re-driving the rollback",
         other => other,
@@ -127,7 +128,7 @@ pub fn log_line(entry: &LogEntry, t0: Millis, aliases: &BTreeMap<String, String>
     let at = secs(entry.at.saturating_sub(t0));
     let node = key_label(&entry.node, aliases);
     let marker = match entry.event.as_str() {
-        "failed" | "undo_failed" | "rollback_failed" => "✘",
+        "failed" | "undo_failed" | "rollback_failed" | "refused" => "✘",
         "rollback_started" | "undo_started" | "undone" | "rolled_back" | "redriven" => "↺",
         "succeeded" => "✔",
         _ => "·",
@@ -171,6 +172,7 @@ pub fn status_meaning(status: SagaStatus) -> &'static str {
         SagaStatus::RollingBack => "rolling back",
         SagaStatus::Succeeded => "the application is onboarded",
         SagaStatus::RolledBack => "it failed and every change was undone",
+        SagaStatus::Refused => "refused before any change: nothing was done",
         SagaStatus::RollbackFailed => {
             "it failed and the rollback failed too: some resources remain"
         }
@@ -185,6 +187,10 @@ fn meaning(view: &SagaView) -> &'static str {
     let offboarded = view.application.as_ref().is_some_and(|a| a.offboarded);
     match (view.kind.as_str(), view.status) {
         ("change", SagaStatus::Succeeded) => "the change is applied",
+        ("fix", SagaStatus::Succeeded) => "the drift is repaired",
+        ("fix", SagaStatus::NeedsAttention) => {
+            "the fix stopped part-way: the repairs done are kept; re-drive it to finish"
+        }
         ("offboard", SagaStatus::Succeeded) => "the application is offboarded",
         ("adopt", SagaStatus::Succeeded) if offboarded => "adopted, since offboarded",
         ("adopt", SagaStatus::Succeeded) => "the application is under management",
@@ -342,7 +348,9 @@ pub fn saga(view: &SagaView, with_log: bool, retry_flags: &str) -> String {
             at(st.finished_at),
         );
     }
-    if let Some(err) = &view.last_error {
+    if let (SagaStatus::Refused, Some(err)) = (view.status, &view.last_error) {
+        refusal(&mut s, view, err, &aliases);
+    } else if let Some(err) = &view.last_error {
         let heading = if view.status == SagaStatus::RollbackFailed {
             "Rollback failed"
         } else {
@@ -368,6 +376,12 @@ pub fn saga(view: &SagaView, with_log: bool, retry_flags: &str) -> String {
         }
         // The cause's fix is the next action; it is printed above already.
         SagaStatus::RolledBack => {}
+        SagaStatus::Refused => {
+            let _ = writeln!(
+                s,
+                "\nNext: fix each finding above, then submit the request again (the namespace is free)."
+            );
+        }
         _ => {
             if let Some(next) = &view.next_action {
                 let _ = writeln!(s, "\nNext: {next}");
@@ -381,6 +395,52 @@ pub fn saga(view: &SagaView, with_log: bool, retry_flags: &str) -> String {
         }
     }
     s
+}
+
+/// The items of a numbered text (`(1) a; (2) b`, as a refusal joins its findings), or the
+/// whole text as one item.
+fn numbered_items(text: &str) -> Vec<&str> {
+    let Some(mut rest) = text.strip_prefix("(1) ") else {
+        return vec![text];
+    };
+    let mut items = Vec::new();
+    for n in 2.. {
+        match rest.find(&format!("; ({n}) ")) {
+            Some(at) => {
+                items.push(&rest[..at]);
+                rest = &rest[at + format!("; ({n}) ").len()..];
+            }
+            None => break,
+        }
+    }
+    items.push(rest);
+    items
+}
+
+/// A refusal: every finding with its fix, and that nothing was changed.
+fn refusal(s: &mut String, view: &SagaView, err: &ErrorInfo, aliases: &BTreeMap<String, String>) {
+    let at = error_node(view, err)
+        .map(|key| format!(" by {}", key_label(&key, aliases)))
+        .unwrap_or_default();
+    let findings = numbered_items(&err.message);
+    let fixes = err.fix.as_deref().map(numbered_items).unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "\nRefused{at}: {} ({} finding(s)); nothing was changed",
+        err.code,
+        findings.len()
+    );
+    for (i, finding) in findings.iter().enumerate() {
+        let _ = writeln!(s, "  {:>2}. {finding}", i + 1);
+        if fixes.len() == findings.len() {
+            let _ = writeln!(s, "      fix: {}", fixes[i]);
+        }
+    }
+    if fixes.len() != findings.len() {
+        if let Some(fix) = &err.fix {
+            let _ = writeln!(s, "Fix: {fix}");
+        }
+    }
 }
 
 /// The ARNs and grants a saga created, split by whether they still exist.
@@ -478,6 +538,15 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00:00Z");
         assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00Z");
         assert_eq!(utc(1_798_761_599_000), "2026-12-31 23:59:59Z");
+    }
+
+    #[test]
+    fn numbered_findings_split_into_items() {
+        assert_eq!(numbered_items("one finding"), vec!["one finding"]);
+        assert_eq!(
+            numbered_items("(1) a; b; (2) c (x); (3) d"),
+            vec!["a; b", "c (x)", "d"]
+        );
     }
 
     #[test]

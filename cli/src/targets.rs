@@ -19,10 +19,10 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
-use onboard_aws::{ConnectRate, DynamoSagaStore};
+use onboard_aws::{ConnectRate, DynamoSagaStore, SdkTimeouts};
 use onboard_core::clock::SystemClock;
 use onboard_core::engine::EngineConfig;
-use onboard_core::locks::ResourceLocks;
+use onboard_core::locks::{ResourceLocks, LOCK_TTL};
 use onboard_core::onboard::{self, OnboardConfig, OnboardPorts};
 use onboard_core::saga::{RetryPolicy, SagaDef};
 use onboard_core::store::SagaStore;
@@ -45,6 +45,8 @@ pub const WORLD_FILE: &str = "sandbox-world.json";
 pub struct Context {
     pub global: GlobalArgs,
     sdk: OnceCell<SdkConfig>,
+    /// Every SDK call's timeouts (`SDK_*_TIMEOUT_MS`), checked against the resource lock's lease.
+    timeouts: SdkTimeouts,
 }
 
 impl Context {
@@ -56,9 +58,19 @@ impl Context {
                 fix: "Add --sandbox, or drop those options to run against AWS.".into(),
             });
         }
+        let timeouts = SdkTimeouts::from_lookup(|name| std::env::var(name).ok())
+            .and_then(|t| t.validate(LOCK_TTL).map(|()| t))
+            .map_err(|e| CliError::Config {
+                message: format!("the AWS SDK timeouts are invalid: {e}"),
+                fix: "Fix or unset SDK_CONNECT_TIMEOUT_MS, SDK_READ_TIMEOUT_MS, \
+                      SDK_ATTEMPT_TIMEOUT_MS and SDK_OPERATION_TIMEOUT_MS (milliseconds; \
+                      defaults 3000, 10000, 10000, 25000)."
+                    .into(),
+            })?;
         Ok(Context {
             global,
             sdk: OnceCell::new(),
+            timeouts,
         })
     }
 
@@ -69,7 +81,9 @@ impl Context {
     /// The shared AWS configuration (AWS mode): the standard credential and Region chain.
     async fn aws(&self) -> &SdkConfig {
         self.sdk
-            .get_or_init(|| onboard_aws::sdk_config(self.global.endpoint_url.as_deref()))
+            .get_or_init(|| {
+                onboard_aws::sdk_config(self.global.endpoint_url.as_deref(), &self.timeouts)
+            })
             .await
     }
 
@@ -177,6 +191,7 @@ impl Context {
             ))
             // The saga's own retries (visible in the log) do the work, as in the tests.
             .retry_config(RetryConfig::disabled())
+            .timeout_config(self.timeouts.timeout_config())
             .load()
             .await;
         let rate = ConnectRate {

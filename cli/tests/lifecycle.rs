@@ -208,7 +208,7 @@ fn drift_made_outside_is_found_exit_6_and_fix_repairs_it() {
 
     let fixed = run_json(&state, &["drift", &id, "--fix"], 0);
     assert_eq!(fixed["fix"]["status"], "SUCCEEDED");
-    assert_eq!(fixed["fix"]["kind"], "change");
+    assert_eq!(fixed["fix"]["kind"], "fix");
     assert_eq!(associations(&world(&state)), vec![EAST, SUPPORT]);
     assert_eq!(run_json(&state, &["drift", &id], 0)["drifted"], false);
 }

@@ -789,3 +789,33 @@ pub fn node_states(rec: &SagaRecord) -> Vec<String> {
         .map(|n| format!("{}={:?}", n.key(), n.state))
         .collect()
 }
+
+/// How a saga must end when one call of `op` was refused once (AccessDenied): an IAM write is
+/// retried while IAM propagates ([`onboard_core::confirm`]), so the saga goes on and ends
+/// SUCCEEDED; a refusal in the read-only first step (`read_only`) before any other node
+/// started ends REFUSED, nothing having been done; any other ends `otherwise` (ROLLED_BACK,
+/// or NEEDS_ATTENTION for a saga that recovers forward).
+pub fn end_after_one_denial(
+    rec: &SagaRecord,
+    op: &str,
+    read_only: &str,
+    otherwise: SagaStatus,
+) -> SagaStatus {
+    use onboard_core::record::NodeState;
+    if matches!(op, "PutRolePolicy" | "DeleteRolePolicy") {
+        return SagaStatus::Succeeded;
+    }
+    let refused_by_read_only = rec
+        .nodes
+        .iter()
+        .any(|n| n.step == read_only && n.state == NodeState::Failed);
+    let others_started = rec
+        .nodes
+        .iter()
+        .any(|n| n.step != read_only && (n.state != NodeState::Pending || n.started_at.is_some()));
+    if refused_by_read_only && !others_started {
+        SagaStatus::Refused
+    } else {
+        otherwise
+    }
+}

@@ -4,7 +4,6 @@
 use onboard_integration_tests::chaos::{self, Config, StoreChoice};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the campaign still finds violations (issues 15 and 22: contradicting answers believed, drift fix recorded ROLLED_BACK over a repaired world); un-ignore once they are fixed"]
 async fn a_short_seeded_campaign_finds_no_violation() {
     let config = Config {
         seed: 20261204,

@@ -53,6 +53,7 @@ pub fn exit_for(status: SagaStatus) -> u8 {
     match status {
         SagaStatus::Succeeded => exit::OK,
         SagaStatus::RolledBack => exit::ROLLED_BACK,
+        SagaStatus::Refused => exit::INVALID,
         SagaStatus::RollbackFailed | SagaStatus::NeedsAttention => exit::ROLLBACK_FAILED,
         SagaStatus::Pending | SagaStatus::Running | SagaStatus::RollingBack => exit::OTHER,
     }
@@ -90,6 +91,7 @@ pub fn sagas(world: &World, store: Arc<dyn SagaStore>, owner: String) -> Sagas {
     let instances = OnboardConfig::default().instance_concurrency;
     Sagas {
         change: engine(tuned(tuning, change::definition(instances))),
+        fix: engine(tuned(tuning, change::fix_definition(instances))),
         offboard: engine(tuned(tuning, offboard::definition())),
         adopt: engine(tuned(tuning, adopt::definition())),
         onboard: Engine::new(

@@ -132,6 +132,7 @@ mod tests {
             parse_status("Rollback-Failed").ok(),
             Some(SagaStatus::RollbackFailed)
         );
+        assert_eq!(parse_status("refused").ok(), Some(SagaStatus::Refused));
         assert!(parse_status("done").is_err());
     }
 }

@@ -536,7 +536,7 @@ async fn the_drift_report_is_served_and_fixed_only_when_there_is_fixable_drift()
     assert_eq!(r.json["items"][0]["instance"], BETA);
 
     let r = w.request("POST", &fix, None, None).await;
-    let record = assert_accepted(&w, &r, "change", "fix", &app).await;
+    let record = assert_accepted(&w, &r, "fix", "fix", &app).await;
     assert_eq!(record.parent.as_deref(), Some(app.as_str()));
     w.drain().await;
     assert_eq!(w.record(&record.id).await.status, SagaStatus::Succeeded);

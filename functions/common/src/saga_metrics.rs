@@ -4,7 +4,7 @@
 //! | metric | unit | dimensions | when |
 //! |---|---|---|---|
 //! | `SagasStarted` | Count | Function | the run took a PENDING saga |
-//! | `SagasSucceeded` / `SagasRolledBack` / `SagasRollbackFailed` / `SagasNeedsAttention` | Count | Function | the run ended the saga in that status |
+//! | `SagasSucceeded` / `SagasRolledBack` / `SagasRefused` / `SagasRollbackFailed` / `SagasNeedsAttention` | Count | Function | the run ended the saga in that status (`SagasRefused`: preflight refused it, nothing was changed — not a rollback) |
 //! | `Retries` | Count | Function | retries (and undo retries) logged during the run |
 //! | `StepLatency` | Milliseconds | Function, Step | per node finished during the run: first start → finish |
 //! | `StepRetries` | Count | Function, Step | retries of that step during the run |
@@ -30,14 +30,16 @@ pub fn ticket_id(record: &SagaRecord) -> Option<&str> {
         .and_then(Value::as_str)
 }
 
-/// The metric name for a saga reaching `status`, if it is an end status.
+/// The metric name for a saga reaching `status`, if it is an end status. Exhaustive, so a
+/// new status cannot silently go uncounted.
 pub fn finished_metric(status: SagaStatus) -> Option<&'static str> {
     match status {
         SagaStatus::Succeeded => Some("SagasSucceeded"),
         SagaStatus::RolledBack => Some("SagasRolledBack"),
+        SagaStatus::Refused => Some("SagasRefused"),
         SagaStatus::RollbackFailed => Some("SagasRollbackFailed"),
         SagaStatus::NeedsAttention => Some("SagasNeedsAttention"),
-        _ => None,
+        SagaStatus::Pending | SagaStatus::Running | SagaStatus::RollingBack => None,
     }
 }
 
@@ -215,6 +217,53 @@ mod tests {
             .all(|d| d["ticketId"] == "CHG1" && d["sagaId"] == "sg-1" && d["kind"] == "onboard"));
         let assoc = docs.iter().find(|d| d["Step"] == "associate").unwrap();
         assert_eq!(assoc["StepLatency"], json!([200.0, 150.0]));
+    }
+
+    #[test]
+    fn a_refusal_is_counted_as_refused_not_as_a_rollback() {
+        assert_eq!(finished_metric(SagaStatus::Refused), Some("SagasRefused"));
+        let emf = Emf::capture("worker");
+        let record = SagaRecord {
+            id: "sg-2".into(),
+            kind: "onboard".into(),
+            namespace: "crm.example.com".into(),
+            status: SagaStatus::Refused,
+            version: 4,
+            lease: None,
+            input: json!({}),
+            targets: vec!["i-a".into()],
+            nodes: vec![
+                node("validate", None, NodeState::Failed, 10, 20),
+                NodeRecord {
+                    state: NodeState::Pending,
+                    attempts: 0,
+                    started_at: None,
+                    finished_at: None,
+                    ..node("create_application", None, NodeState::Pending, 0, 0)
+                },
+            ],
+            log: Vec::new(),
+            cause: None,
+            undo_error: None,
+            idempotency_key: None,
+            payload_hash: None,
+            managed: None,
+            drift: None,
+            drift_failure: None,
+            parent: None,
+            created_at: 1,
+            updated_at: 20,
+        };
+        report_run(
+            &emf,
+            SagaStatus::Pending,
+            &record,
+            0,
+            &RunOutcome::Finished(SagaStatus::Refused),
+        );
+        assert_eq!(emf.total("SagasRefused"), 1.0);
+        assert_eq!(emf.total("SagasRolledBack"), 0.0);
+        assert_eq!(emf.total("SagasStarted"), 1.0);
     }
 
     #[test]

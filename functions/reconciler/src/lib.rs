@@ -11,8 +11,11 @@
 //! never races a worker (a duplicate message is a no-op: the worker's engine takes the lease
 //! with a conditional write, and a saga leased by someone else or already finished is skipped).
 //! A PENDING saga younger than the grace period is left alone: its first message is most likely
-//! in flight. On a FIFO queue a re-send within five minutes of the previous send of the same
-//! saga is dropped by SQS deduplication; a later sweep sends it again.
+//! in flight. On a FIFO queue every re-send carries a deduplication id of its own (the first
+//! send's plus the minute, `onboard_aws::sqs_queue::resend_deduplication_id`): SQS drops a
+//! message whose id it saw in the last five minutes, so a re-send under the first send's id
+//! would be lost whenever a saga stalls soon after it was queued (a short lease, a message the
+//! worker parked as poison).
 //!
 //! Stalled sagas of every kind (onboard, change, offboard, adopt) are re-queued the same way:
 //! the message names only the saga, and the worker picks the engine from the record's kind.

@@ -7,7 +7,10 @@
 //! sweep, default 10), `DRIFT_CHECK_BUDGET_SECONDS` (no new check after this, default 120; keep
 //! it well under the function's timeout), `CONNECT_RATE_PER_SECOND` / `CONNECT_BURST` (the
 //! drift checks' client-side Connect limit, default 1 / 2: the account's Connect quota is shared
-//! with the worker), `METRICS_NAMESPACE`, `AWS_LAMBDA_LOG_LEVEL` / `RUST_LOG`.
+//! with the worker), `SDK_CONNECT_TIMEOUT_MS` / `SDK_READ_TIMEOUT_MS` / `SDK_ATTEMPT_TIMEOUT_MS` /
+//! `SDK_OPERATION_TIMEOUT_MS` (every AWS call's timeouts, default 3000 / 10000 / 10000 / 25000;
+//! the operation timeout must stay below the 30 s resource lock), `METRICS_NAMESPACE`,
+//! `AWS_LAMBDA_LOG_LEVEL` / `RUST_LOG`.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -51,7 +54,8 @@ async fn init(env: &Env) -> Result<Reconciler, ConfigError> {
     let namespace = env
         .get("METRICS_NAMESPACE")
         .unwrap_or_else(|| emf::DEFAULT_NAMESPACE.to_string());
-    let sdk = clients::sdk_config().await;
+    // The reconciler holds no saga lease; its calls are bounded by the resource lock's.
+    let sdk = clients::sdk_config_from_env(env, Duration::MAX).await?;
     let store = clients::saga_store(&sdk, &table);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // Built like the worker's, so drift is read exactly as the sagas see AWS.
@@ -68,7 +72,9 @@ async fn init(env: &Env) -> Result<Reconciler, ConfigError> {
     });
     Ok(Reconciler {
         store,
-        queue: clients::saga_queue(&sdk, &queue_url),
+        // Re-sends get deduplication ids of their own, or SQS would drop a re-send within five
+        // minutes of the saga's first send.
+        queue: clients::resend_queue(&sdk, &queue_url),
         clock,
         emf: Emf::stdout(&namespace, "reconciler"),
         config,

@@ -429,3 +429,119 @@ async fn needs_attention_sagas_are_reported_as_a_metric_and_not_requeued() {
         .iter()
         .all(|d| d.get("ApplicationsDrifted").is_none()));
 }
+
+/// The reconciler's re-send reaches the worker's FIFO queue (moto's SQS) even when the saga's
+/// first message is still on the queue, i.e. within SQS's five-minute deduplication window of
+/// the first send: SQS drops a message whose deduplication id it saw in that window, so the
+/// re-send must not reuse the first send's `<saga>:run`.
+#[tokio::test]
+async fn a_resend_within_the_deduplication_window_of_the_first_send_is_delivered() {
+    use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+    use onboard_lambda_common::clients;
+
+    let moto = std::env::var("MOTO_ENDPOINT")
+        .expect("MOTO_ENDPOINT: run via scripts/test.sh, which starts moto");
+    let sdk =
+        onboard_integration_tests::sdk_config(&moto, aws_config::retry::RetryConfig::standard())
+            .await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let name = format!("requeue-{}-{}.fifo", std::process::id(), unique_suffix());
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+
+    // Production wiring: the API's first send, the reconciler's re-sends.
+    let mut h = harness();
+    let first_sends = clients::saga_queue(&sdk, &url);
+    h.reconciler.queue = clients::resend_queue(&sdk, &url);
+    let onboarding = Onboarding {
+        queue: first_sends,
+        ..h.onboarding()
+    };
+    let id = onboarding
+        .submit(&spec("https://crm.example.com/agent"), None, || {
+            "sg-dedup-window".into()
+        })
+        .await
+        .unwrap()
+        .saga_id;
+
+    // A worker dies mid-saga; its message is still on the queue (in flight, never deleted).
+    h.store.allowed.store(3, Ordering::SeqCst);
+    h.store.armed.store(true, Ordering::SeqCst);
+    let first = RunSagaMessage {
+        saga_id: id.clone(),
+        namespace: "crm.example.com/agent".into(),
+        action: onboard_core::service::RunAction::Run,
+    };
+    let a = h.worker("worker-a");
+    let killed = tokio::time::timeout(Duration::from_millis(300), a.handle_message(&first)).await;
+    assert!(killed.is_err(), "worker A should have been stuck");
+    drop(a);
+    h.store.armed.store(false, Ordering::SeqCst);
+
+    // Its lease expired (on the saga clock; SQS's clock has moved on a second at most).
+    h.clock.advance(Duration::from_secs(301));
+    let report = h.reconciler.sweep().await.unwrap();
+    assert_eq!((report.stalled, report.requeued), (1, 1), "{report:?}");
+
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        let out = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages() {
+            let body: RunSagaMessage = serde_json::from_str(m.body().unwrap()).unwrap();
+            let dedup = m
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::MessageDeduplicationId))
+                .cloned()
+                .unwrap_or_default();
+            got.push((body, dedup));
+            sqs.delete_message()
+                .queue_url(&url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        if got.len() >= 2 {
+            break;
+        }
+    }
+    assert_eq!(
+        got.len(),
+        2,
+        "the first send and the reconciler's re-send are both on the queue: {got:?}"
+    );
+    assert!(got.iter().all(|(m, _)| *m == first), "{got:?}");
+    assert_eq!(got[0].1, format!("{id}:run"), "the first send keeps its id");
+    assert!(
+        got[1].1.starts_with(&format!("{id}:run:resend:")),
+        "the re-send has its own id: {got:?}"
+    );
+
+    // The re-sent message finishes the saga.
+    let b = h.worker("worker-b");
+    assert_eq!(b.handle_message(&got[1].0).await, Disposition::Done);
+    assert_eq!(h.record(&id).await.status, SagaStatus::Succeeded);
+}
+
+/// A queue-name suffix unique within this process run.
+fn unique_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}

@@ -5,9 +5,16 @@
 //!
 //! * `MessageGroupId` = the saga's namespace, so one namespace's sagas are delivered in order
 //!   and never to two workers at once, while different namespaces run in parallel;
-//! * `MessageDeduplicationId` = `<saga id>:<action>` (e.g. `sg-…:run`), so a retried submit or a
-//!   reconciler pass that re-sends within SQS's five-minute deduplication window does not
-//!   deliver the same run twice.
+//! * `MessageDeduplicationId` = `<saga id>:<action>` (e.g. `sg-…:run`) for a first send, so a
+//!   retried or duplicated submission within SQS's five-minute deduplication window does not
+//!   deliver the same run twice;
+//! * on the reconciler's re-sends of a stalled saga ([`SqsQueue::for_resends`]) the id also names
+//!   the minute of the re-send (`sg-…:run:resend:<minutes since the epoch>`): SQS drops any
+//!   message whose id it saw in the last five minutes — delivered, deleted or not — so a re-send
+//!   under the first send's id would be silently lost whenever the saga stalled within five
+//!   minutes of it (a short lease, a message parked by the worker). Retries of one re-send
+//!   (the SDK's, or a duplicate sweep) within the minute still deduplicate; a duplicate that
+//!   does get through is a no-op for the worker.
 //!
 //! Both ids are limited to 128 characters from a fixed set; a namespace may be 211 characters, so
 //! longer values are shortened deterministically (a prefix plus a SHA-256 digest of the whole
@@ -31,6 +38,8 @@ pub struct SqsQueue {
     client: Client,
     queue_url: String,
     fifo: bool,
+    /// Re-sends of earlier messages: deduplication ids of their own ([`resend_deduplication_id`]).
+    resend: bool,
 }
 
 impl SqsQueue {
@@ -42,7 +51,15 @@ impl SqsQueue {
             client,
             queue_url,
             fifo,
+            resend: false,
         }
+    }
+
+    /// The same queue for re-sends of sagas that were queued before (the reconciler): every
+    /// message gets [`resend_deduplication_id`] instead of the first send's id.
+    pub fn for_resends(mut self) -> Self {
+        self.resend = true;
+        self
     }
 
     pub fn queue_url(&self) -> &str {
@@ -66,6 +83,24 @@ pub fn deduplication_id(message: &RunSagaMessage) -> String {
         RunAction::Redrive => "redrive",
     };
     sqs_id(&format!("{}:{action}", message.saga_id))
+}
+
+/// How long re-sends of one message share a deduplication id: the reconciler's sweeps come at
+/// most once a minute (EventBridge's shortest rate), so two sweeps' re-sends never share one.
+pub const RESEND_BUCKET_MS: u64 = 60_000;
+
+/// The FIFO deduplication id of a re-send at `now_ms` (epoch milliseconds): the first send's id
+/// plus the minute, so it never collides with the first send or a re-send of another minute.
+pub fn resend_deduplication_id(message: &RunSagaMessage, now_ms: u64) -> String {
+    let action = match message.action {
+        RunAction::Run => "run",
+        RunAction::Redrive => "redrive",
+    };
+    sqs_id(&format!(
+        "{}:{action}:resend:{}",
+        message.saga_id,
+        now_ms / RESEND_BUCKET_MS
+    ))
 }
 
 /// `value` if it is a valid SQS id (1–128 characters, alphanumerics and ASCII punctuation);
@@ -97,9 +132,17 @@ impl SagaQueue for SqsQueue {
             .queue_url(&self.queue_url)
             .message_body(body);
         if self.fifo {
+            let dedup = if self.resend {
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                resend_deduplication_id(message, now_ms)
+            } else {
+                deduplication_id(message)
+            };
             req = req
                 .message_group_id(message_group_id(message))
-                .message_deduplication_id(deduplication_id(message));
+                .message_deduplication_id(dedup);
         }
         req.send()
             .await
@@ -127,6 +170,26 @@ mod tests {
         let mut m = msg("x");
         m.action = RunAction::Redrive;
         assert_eq!(deduplication_id(&m), "sg-0123:redrive");
+    }
+
+    #[test]
+    fn resends_get_an_id_per_minute_distinct_from_the_first_send() {
+        let m = msg("x");
+        let minute = 29_000_000 * RESEND_BUCKET_MS;
+        let a = resend_deduplication_id(&m, minute + 1_000);
+        assert_eq!(a, "sg-0123:run:resend:29000000");
+        assert_ne!(a, deduplication_id(&m));
+        assert_eq!(
+            a,
+            resend_deduplication_id(&m, minute + 59_999),
+            "same minute"
+        );
+        assert_ne!(a, resend_deduplication_id(&m, minute + RESEND_BUCKET_MS));
+        let long = RunSagaMessage {
+            saga_id: format!("sg-{}", "x".repeat(130)),
+            ..m
+        };
+        assert!(resend_deduplication_id(&long, minute).len() <= SQS_ID_MAX);
     }
 
     #[test]

@@ -18,6 +18,9 @@
 //!   the last attempt, or one past the step's time budget, into a terminal `BudgetExhausted`
 //!   like the engine. Anything else is [`ERROR_TERMINAL`]: the node is recorded FAILED and the
 //!   saga ROLLING_BACK.
+//! * A failure of a step without side effects ([`StepDef::side_effects`]) that only such steps
+//!   precede (preflight: onboard's `validate`, change's `check`, offboard's `inventory`) ends in
+//!   `Record refused`: REFUSED with the cause, no compensation, as the engine does.
 //! * Compensation runs in reverse order from the failed step (whose node may have had an
 //!   effect) down to the first; an undo that fails ends in `Rollback failed`, which records
 //!   ROLLBACK_FAILED and marks earlier nodes UNDO_BLOCKED, as the engine does.
@@ -71,6 +74,8 @@ pub mod op {
 pub mod outcome {
     pub const SUCCEEDED: &str = "succeeded";
     pub const ROLLED_BACK: &str = "rolled_back";
+    /// A step without side effects refused the saga before anything was changed.
+    pub const REFUSED: &str = "refused";
     pub const ROLLBACK_FAILED: &str = "rollback_failed";
     /// Forward recovery (offboard): a terminal failure stops the saga for an operator.
     pub const NEEDS_ATTENTION: &str = "needs_attention";
@@ -231,11 +236,13 @@ const BEGIN: &str = "Begin";
 const ROUTE: &str = "Route";
 const FINISH_SUCCEEDED: &str = "Record succeeded";
 const FINISH_ROLLED_BACK: &str = "Record rolled back";
+const FINISH_REFUSED: &str = "Record refused";
 const FINISH_ROLLBACK_FAILED: &str = "Record rollback failed";
 const FINISH_NEEDS_ATTENTION: &str = "Record needs attention";
 const NEEDS_ATTENTION: &str = "NeedsAttention";
 const SUCCEEDED: &str = "Succeeded";
 const ROLLED_BACK: &str = "RolledBack";
+const REFUSED: &str = "Refused";
 const ROLLBACK_FAILED: &str = "RollbackFailed";
 const NOTHING_TO_DO: &str = "Nothing to do";
 const SUPERSEDED: &str = "Superseded";
@@ -473,12 +480,15 @@ pub fn export<C: ?Sized + Send + Sync>(def: &SagaDef<C>, function_arn: &str) -> 
 
     let backward = def.recovery == Recovery::Backward;
     // Forward, in order; a failure of step i starts the compensation at step i (or, for a
-    // saga that recovers forward, stops it for an operator).
+    // saga that recovers forward, stops it for an operator), unless no step up to i has side
+    // effects: then nothing was changed and the saga is refused.
     for (i, step) in steps.iter().enumerate() {
         let next = steps
             .get(i + 1)
             .map_or(FINISH_SUCCEEDED.to_string(), |s| run_state(s.name));
-        let on_failure = if backward {
+        let on_failure = if def.refuses_at(i) {
+            FINISH_REFUSED.to_string()
+        } else if backward {
             undo_state(step.name)
         } else {
             FINISH_NEEDS_ATTENTION.to_string()
@@ -490,6 +500,19 @@ pub fn export<C: ?Sized + Send + Sync>(def: &SagaDef<C>, function_arn: &str) -> 
         finish(def.kind, outcome::SUCCEEDED, SUCCEEDED),
     );
     states.insert(SUCCEEDED.into(), json!({ "Type": "Succeed" }));
+    if def.refuses_at(0) {
+        states.insert(
+            FINISH_REFUSED.into(),
+            finish(def.kind, outcome::REFUSED, REFUSED),
+        );
+        states.insert(
+            REFUSED.into(),
+            json!({
+                "Type": "Succeed",
+                "Comment": "A step that changes nothing refused the request before anything was changed; the saga record is REFUSED with every finding and its fix, and there was nothing to roll back."
+            }),
+        );
+    }
     if backward {
         // Compensation, in reverse order.
         for (i, step) in steps.iter().enumerate().rev() {
@@ -658,6 +681,33 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_of_validate_is_a_refusal_with_no_compensation() {
+        let m = machine();
+        assert_eq!(
+            state(&m, "Run validate")["Catch"][1]["Next"],
+            "Record refused"
+        );
+        let finish = state(&m, "Record refused");
+        assert_eq!(finish["Parameters"]["Payload"]["outcome"], outcome::REFUSED);
+        assert_eq!(finish["Next"], "Refused");
+        assert_eq!(state(&m, "Refused")["Type"], "Succeed");
+        // A step with side effects after it still compensates.
+        assert_eq!(
+            state(&m, "Run create_application")["Catch"][1]["Next"],
+            "Undo create_application"
+        );
+        // Without the mark, validate's failure would roll back.
+        let mut def = onboard::definition(&OnboardConfig::default());
+        def.steps[0].side_effects = true;
+        let m = export(&def, "arn:fn");
+        assert_eq!(
+            state(&m, "Run validate")["Catch"][1]["Next"],
+            "Undo validate"
+        );
+        assert!(m["States"].get("Record refused").is_none());
+    }
+
+    #[test]
     fn retries_mirror_the_retry_policy_and_classification() {
         let m = machine();
         let r = &state(&m, "Run validate")["Retry"][0];
@@ -760,7 +810,13 @@ mod tests {
             state(&m, KIND_TASK)["Parameters"]["Payload"]["op"],
             op::KIND
         );
-        let kinds = [onboard::KIND, change::KIND, offboard::KIND, adopt::KIND];
+        let kinds = [
+            onboard::KIND,
+            change::KIND,
+            change::FIX_KIND,
+            offboard::KIND,
+            adopt::KIND,
+        ];
         let choices = state(&m, BY_KIND)["Choices"].as_array().unwrap();
         assert_eq!(choices.len(), kinds.len());
         for (choice, kind) in choices.iter().zip(kinds) {
@@ -772,7 +828,20 @@ mod tests {
         // forward one (offboard) does not.
         assert_eq!(
             state(&m, "change: Run check")["Catch"][1]["Next"],
-            "change: Undo check"
+            "change: Record refused",
+            "check changes nothing: its failure is a refusal"
+        );
+        assert_eq!(
+            state(&m, "change: Run detach_profiles failed?")["Choices"][0]["Next"],
+            "change: Undo detach_profiles"
+        );
+        assert_eq!(
+            state(&m, "offboard: Run inventory")["Catch"][1]["Next"],
+            "offboard: Record refused"
+        );
+        assert!(
+            m["States"].get("adopt: Record refused").is_none(),
+            "adopt's only step has a side effect (the tag)"
         );
         assert!(m["States"].get("offboard: Undo inventory").is_none());
         assert_eq!(

@@ -1,5 +1,6 @@
 //! The saga engine: runs a saga's steps forward, rolls completed steps back in reverse order on a
-//! terminal failure, and writes every transition through the [`SagaStore`] before and after each
+//! terminal failure (or ends REFUSED when a step without side effects failed before anything
+//! was changed), and writes every transition through the [`SagaStore`] before and after each
 //! side effect.
 //!
 //! Crash safety comes from three rules: a node is marked `STARTED` (or `UNDO_STARTED`) before its
@@ -54,7 +55,8 @@ pub enum EngineError {
 /// How a call to [`Engine::run`] ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunOutcome {
-    /// The saga reached this status (SUCCEEDED, ROLLED_BACK or ROLLBACK_FAILED).
+    /// The saga reached this status (SUCCEEDED, ROLLED_BACK, REFUSED, ROLLBACK_FAILED or
+    /// NEEDS_ATTENTION).
     Finished(SagaStatus),
     /// Another worker holds an unexpired lease; try again after `until`.
     Busy { owner: String, until: u64 },
@@ -71,6 +73,11 @@ pub struct EngineConfig {
     /// Keep at most this many log lines per saga (oldest dropped first) so a long-running
     /// retry storm cannot outgrow the store's item size.
     pub max_log_entries: usize,
+    /// A side effect starts only with at least this much lease left; otherwise the lease is
+    /// renewed first (a conditional write), and a worker that lost it stops. Must exceed the
+    /// longest action (its SDK calls within their operation timeouts, lock waits); capped at
+    /// half of `lease_ttl`.
+    pub fence_margin: Duration,
 }
 
 impl Default for EngineConfig {
@@ -78,6 +85,7 @@ impl Default for EngineConfig {
         EngineConfig {
             lease_ttl: Duration::from_secs(300),
             max_log_entries: 500,
+            fence_margin: Duration::from_secs(120),
         }
     }
 }
@@ -320,6 +328,31 @@ impl<C: ?Sized + Send + Sync + 'static> Run<'_, C> {
         }
     }
 
+    /// Right before a side effect: make sure this worker still holds the lease for longer than
+    /// `fence_margin`, renewing it with a conditional write if not. A worker that stalled
+    /// after its last write (a paused VM, a long GC, a hung call) and was taken over finds its
+    /// write refused here and stops, instead of changing AWS behind the new owner's back.
+    async fn fence(&self) -> Result<(), EngineError> {
+        let e = self.engine;
+        let expires_at = {
+            let r = self.record.lock().await;
+            r.lease.as_ref().map_or(0, |l| l.expires_at)
+        };
+        // Never more than half the lease, so the write just before a side effect always
+        // leaves enough and the normal path costs no extra write.
+        let margin = e
+            .config
+            .fence_margin
+            .min(e.config.lease_ttl / 2)
+            .as_millis() as u64;
+        if e.clock.now().saturating_add(margin) < expires_at {
+            return Ok(());
+        }
+        let (now, owner) = (e.clock.now(), e.owner.clone());
+        self.write(|r| r.push_log(now, "saga", "lease_renewed", None, &owner))
+            .await
+    }
+
     async fn snapshot(&self) -> SagaRecord {
         self.record.lock().await.clone()
     }
@@ -394,8 +427,14 @@ impl<C: ?Sized + Send + Sync + 'static> Run<'_, C> {
             })
     }
 
-    /// After a terminal failure: roll back, or (forward recovery) wait for an operator.
+    /// After a terminal failure: refuse the saga when nothing was done (a step without side
+    /// effects failed before any step with side effects started), otherwise roll back, or
+    /// (forward recovery) wait for an operator.
     async fn stop_forward(&self, cause: ErrorInfo) -> Result<(), EngineError> {
+        let refused = self.engine.def.refuses(&*self.record.lock().await);
+        if refused {
+            return self.refuse(cause).await;
+        }
         match self.engine.def.recovery {
             Recovery::Backward => self.begin_rollback(cause).await,
             Recovery::Forward => {
@@ -410,6 +449,20 @@ impl<C: ?Sized + Send + Sync + 'static> Run<'_, C> {
                 .await
             }
         }
+    }
+
+    /// End the saga REFUSED with `cause` (every finding and its fix): nothing to undo, so no
+    /// rollback phase, and the namespace is released.
+    async fn refuse(&self, cause: ErrorInfo) -> Result<(), EngineError> {
+        let now = self.engine.clock.now();
+        let owner = self.engine.owner.clone();
+        let detail = format!("{}: {}", cause.code, cause.message);
+        self.write(|r| {
+            r.status = SagaStatus::Refused;
+            r.cause = Some(cause);
+            r.push_log(now, "saga", "refused", Some(detail), &owner);
+        })
+        .await
     }
 
     async fn begin_rollback(&self, cause: ErrorInfo) -> Result<(), EngineError> {
@@ -562,6 +615,7 @@ impl<C: ?Sized + Send + Sync + 'static> Run<'_, C> {
                 }
             })
             .await?;
+            self.fence().await?;
             let (node_ctx, output) = self.node_ctx(idx).await;
             let result = match phase {
                 Phase::Forward => step.action.run(&e.ctx, &node_ctx).await,

@@ -4,8 +4,8 @@
 //! order: the saga's lease belongs to the execution (`owner` = the execution id), every write
 //! is conditional on the record's version and renews the lease, a node is marked STARTED /
 //! UNDO_STARTED before its side effect and SUCCEEDED / FAILED / UNDONE / UNDO_FAILED after it,
-//! and the end states are the engine's (SUCCEEDED, ROLLED_BACK, ROLLBACK_FAILED with earlier
-//! nodes UNDO_BLOCKED). Fan-out branches run as parallel invocations that write the same
+//! and the end states are the engine's (SUCCEEDED, ROLLED_BACK, REFUSED, ROLLBACK_FAILED with
+//! earlier nodes UNDO_BLOCKED, NEEDS_ATTENTION). Fan-out branches run as parallel invocations that write the same
 //! record, so a version conflict under our own lease is a sibling's write: reload and re-apply.
 //!
 //! Retries belong to the state machine (its Retry mirrors the step's [`RetryPolicy`]); a
@@ -52,7 +52,8 @@ pub struct StepRequest {
     /// `begin`: `run` or `redrive`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
-    /// `finish`: `succeeded`, `rolled_back` or `rollback_failed` ([`asl::outcome`]).
+    /// `finish`: `succeeded`, `rolled_back`, `refused`, `rollback_failed` or
+    /// `needs_attention` ([`asl::outcome`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
 }
@@ -612,7 +613,13 @@ impl<C: ?Sized + Send + Sync + 'static> StepRunner<C> {
                     };
                     log(r, now, &key, event, Some(detail.clone()), owner);
                     let backward = self.def.recovery == Recovery::Backward;
-                    if phase == Phase::Forward && backward && r.status == SagaStatus::Running {
+                    // A refusal (nothing was changed) starts no rollback: the state machine
+                    // goes on to `Record refused`.
+                    if phase == Phase::Forward
+                        && backward
+                        && r.status == SagaStatus::Running
+                        && !self.def.refuses(r)
+                    {
                         r.status = SagaStatus::RollingBack;
                         r.cause = Some(final_err.clone());
                         log(
@@ -716,6 +723,49 @@ impl<C: ?Sized + Send + Sync + 'static> StepRunner<C> {
                     self.start_rollback(r, owner)?;
                     r.status = SagaStatus::RolledBack;
                     log(r, now, "saga", "rolled_back", None, owner);
+                    Ok(())
+                })
+                .await?;
+            }
+            asl::outcome::REFUSED => {
+                if done(SagaStatus::Refused) {
+                    return Ok(());
+                }
+                self.write(id, owner, false, |r| {
+                    if r.status != SagaStatus::Running {
+                        return Err(StepFailure::Terminal(ErrorInfo::new(
+                            ErrorKind::Conflict,
+                            "SagaNotRunning",
+                            format!("saga {id} is {}", r.status),
+                        )));
+                    }
+                    if self.def.side_effects_started(r) {
+                        return Err(StepFailure::Terminal(ErrorInfo::new(
+                            ErrorKind::Other,
+                            "InternalInconsistency",
+                            "cannot record a refusal: a step with side effects has started",
+                        )));
+                    }
+                    let cause = r
+                        .nodes
+                        .iter()
+                        .find(|n| n.state == NodeState::Failed)
+                        .and_then(|n| n.error.clone())
+                        .unwrap_or_else(|| {
+                            ErrorInfo::new(
+                                ErrorKind::Other,
+                                "StepNotCompleted",
+                                "the state machine could not complete a step that changes nothing",
+                            )
+                            .with_fix(
+                                "See the Step Functions execution for the failed state's error, \
+                                 then submit the request again.",
+                            )
+                        });
+                    let detail = format!("{}: {}", cause.code, cause.message);
+                    r.status = SagaStatus::Refused;
+                    r.cause = Some(cause);
+                    log(r, now, "saga", "refused", Some(detail), owner);
                     Ok(())
                 })
                 .await?;
@@ -1199,7 +1249,6 @@ mod tests {
     #[tokio::test]
     async fn a_terminal_failure_at_any_step_rolls_the_world_back() {
         for (op, n) in [
-            ("describe_instance", 2),
             ("create_application", 1),
             ("create_association", 2),
             ("put_role_policy", 1),
@@ -1226,6 +1275,92 @@ mod tests {
             );
             assert!(r.nodes.iter().all(|n| !n.state.needs_undo()), "{op}");
         }
+    }
+
+    /// A terminal failure in `validate` (no side effects, nothing before it): the machine ends
+    /// in `Refused` without any undo, and the record is what the engine writes.
+    #[tokio::test]
+    async fn a_refusal_by_validate_ends_refused_without_a_rollback_like_the_engine() {
+        let h = Harness::new();
+        let pristine = h.world.snapshot();
+        let id = h.submit().await;
+        h.world
+            .fail_nth("describe_instance", 2, fw::access_denied());
+        assert_eq!(h.execute("exec-1", &id, "run").await, "Refused");
+        let r = h.record(&id).await;
+        assert_eq!(r.status, SagaStatus::Refused, "{:?}", node_states(&r));
+        assert!(r.lease.is_none());
+        let cause = r.cause.clone().unwrap();
+        assert_eq!(cause.code, "AccessDeniedException", "{cause:?}");
+        assert_eq!(
+            r.node("validate", None).unwrap().state,
+            NodeState::Failed,
+            "nothing to undo: the failed node stays FAILED"
+        );
+        assert!(r
+            .nodes
+            .iter()
+            .filter(|n| n.step != "validate")
+            .all(|n| n.state == NodeState::Pending && n.attempts == 0));
+        let events: Vec<&str> = r.log.iter().map(|e| e.event.as_str()).collect();
+        assert!(events.contains(&"refused"), "{events:?}");
+        assert!(
+            !events
+                .iter()
+                .any(|e| e.starts_with("undo") || e.starts_with("rollback")),
+            "no rollback phase: {events:?}"
+        );
+        assert_eq!(h.world.snapshot(), pristine);
+        assert_eq!(h.store.namespace_holder(&r.namespace).await.unwrap(), None);
+        // A repeated delivery finds nothing to do.
+        assert_eq!(h.execute("exec-2", &id, "run").await, "Nothing to do");
+
+        // The engine on the same fault ends the same way.
+        let e = Harness::new();
+        let id2 = e.submit().await;
+        e.world
+            .fail_nth("describe_instance", 2, fw::access_denied());
+        let engine = Engine::new(
+            e.def.clone(),
+            e.ports.clone(),
+            e.store.clone(),
+            e.clock.clone(),
+            Arc::new(FixedRandom(0.5)),
+            "w",
+        );
+        engine.run(&id2).await.unwrap();
+        let r2 = e.record(&id2).await;
+        assert_eq!(r2.status, SagaStatus::Refused);
+        assert_eq!(r2.cause, r.cause);
+        assert_eq!(node_states(&r2), node_states(&r));
+    }
+
+    /// `finish refused` refuses to record a refusal once a step with side effects started.
+    #[tokio::test]
+    async fn a_refusal_cannot_be_recorded_after_a_side_effect() {
+        let h = Harness::new();
+        let id = h.submit().await;
+        h.runner.begin(&id, "exec-1", false).await.unwrap();
+        for step in ["validate", "create_application"] {
+            let req = StepRequest {
+                op: asl::op::ACTION.into(),
+                kind: None,
+                saga_id: id.clone(),
+                owner: "exec-1".into(),
+                step: Some(step.into()),
+                target: None,
+                action: None,
+                outcome: None,
+            };
+            h.runner.handle(&req).await.unwrap();
+        }
+        let err = h
+            .runner
+            .finish(&id, "exec-1", asl::outcome::REFUSED)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("side effects"), "{err}");
+        assert_eq!(h.record(&id).await.status, SagaStatus::Running);
     }
 
     #[tokio::test]
@@ -1545,12 +1680,14 @@ mod tests {
             let before = k.world.snapshot();
             let edit = k.edit(&app).await;
             k.world.fail_nth(op, n, fw::access_denied());
-            assert_eq!(
-                k.execute("exec-edit", &edit, "run").await,
-                "change: RolledBack",
-                "{op} #{n}"
-            );
-            assert_eq!(k.status(&edit).await, SagaStatus::RolledBack, "{op} #{n}");
+            // The first GetApplication is `check`'s, which changes nothing: a refusal.
+            let (end, status) = if op == "get_application" {
+                ("change: Refused", SagaStatus::Refused)
+            } else {
+                ("change: RolledBack", SagaStatus::RolledBack)
+            };
+            assert_eq!(k.execute("exec-edit", &edit, "run").await, end, "{op} #{n}");
+            assert_eq!(k.status(&edit).await, status, "{op} #{n}");
             assert_eq!(
                 k.world.snapshot(),
                 before,
@@ -1562,8 +1699,7 @@ mod tests {
     #[tokio::test]
     async fn an_offboard_fault_needs_attention_and_a_redrive_through_the_machine_finishes() {
         for ops in [
-            &["list_instances"][..],
-            &["set_profile_applications"],
+            &["set_profile_applications"][..],
             // The statement goes with a PutRolePolicy, or a DeleteRolePolicy when it was the
             // policy's last one.
             &["put_role_policy", "delete_role_policy"],
@@ -1595,6 +1731,39 @@ mod tests {
             );
             assert_eq!(k.world.snapshot(), k.pristine, "{op}");
         }
+    }
+
+    /// A failing `inventory` (it only reads) refuses the offboard: nothing was removed, the
+    /// application stays managed, and a new offboard goes through.
+    #[tokio::test]
+    async fn an_offboard_whose_inventory_fails_is_refused_and_can_be_submitted_again() {
+        let k = AllKinds::new();
+        let app = k.onboarded().await;
+        let before = k.world.snapshot();
+        let off = k
+            .lifecycle
+            .offboard(&app, "ops", None, "sg-off".into())
+            .await
+            .unwrap()
+            .saga_id;
+        k.world.fail_nth("list_instances", 1, fw::access_denied());
+        assert_eq!(
+            k.execute("exec-off", &off, "run").await,
+            "offboard: Refused"
+        );
+        assert_eq!(k.status(&off).await, SagaStatus::Refused);
+        assert_eq!(k.world.snapshot(), before, "nothing was removed");
+        let again = k
+            .lifecycle
+            .offboard(&app, "ops", None, "sg-off-2".into())
+            .await
+            .unwrap()
+            .saga_id;
+        assert_eq!(
+            k.execute("exec-off-2", &again, "run").await,
+            "offboard: Succeeded"
+        );
+        assert_eq!(k.world.snapshot(), k.pristine);
     }
 
     #[tokio::test]

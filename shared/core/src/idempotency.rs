@@ -54,6 +54,19 @@ pub enum SubmitError {
     Store(#[from] StoreError),
 }
 
+/// The namespace of [`ticket_key`] for a spec that names its own ticket
+/// (`requester.source = TICKET`, e.g. `onboard apply`), whose ticketing system is not known.
+pub const SPEC_TICKETS: &str = "spec";
+
+/// The idempotency key of a change ticket: `ticket:{system}:{ticket id}`. Namespaced by the
+/// ticketing system (`servicenow`, `jira`, `generic`, or [`SPEC_TICKETS`]), so the same
+/// ticket id from two systems is two requests. `system` never contains `:`, so keys of
+/// different systems cannot collide whatever the ticket id. Callers keep this prefix for
+/// tickets: the API refuses an `Idempotency-Key` header starting with `ticket:`.
+pub fn ticket_key(system: &str, ticket_id: &str) -> String {
+    format!("ticket:{system}:{ticket_id}")
+}
+
 /// The saga id for an idempotency key: stable, so retries converge on one saga.
 pub fn saga_id_for_key(key: &str) -> String {
     let digest = Sha256::digest(format!("idempotency:{key}").as_bytes());

@@ -6,6 +6,7 @@
 
 pub mod asl;
 pub mod clock;
+pub mod confirm;
 pub mod engine;
 pub mod engine_step;
 pub mod error;

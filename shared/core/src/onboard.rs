@@ -96,7 +96,7 @@ pub fn definition(config: &OnboardConfig) -> SagaDef<OnboardPorts> {
     SagaDef {
         kind: KIND,
         steps: vec![
-            StepDef::once("validate", Arc::new(ValidateStep)),
+            StepDef::once("validate", Arc::new(ValidateStep)).without_side_effects(),
             StepDef::once("create_application", Arc::new(CreateApplicationStep)),
             StepDef::per_target("associate", c, Arc::new(AssociateStep)),
             StepDef::per_target("grant_slr_policy", c, Arc::new(SlrPolicyStep)),

@@ -26,6 +26,10 @@ pub enum SagaStatus {
     Succeeded,
     /// Every touched resource was undone; `cause` says why.
     RolledBack,
+    /// Refused before any side effect: a step that changes nothing (preflight) failed
+    /// terminally before any step that changes something started. `cause` carries every
+    /// finding and its fix; nothing was done, so there was nothing to roll back.
+    Refused,
     /// An undo failed; resources may remain; needs an operator and a re-drive.
     RollbackFailed,
     /// A saga that recovers forward (offboard) hit a failure it cannot retry: `cause` names
@@ -34,12 +38,13 @@ pub enum SagaStatus {
 }
 
 impl SagaStatus {
-    pub const ALL: [SagaStatus; 7] = [
+    pub const ALL: [SagaStatus; 8] = [
         SagaStatus::Pending,
         SagaStatus::Running,
         SagaStatus::RollingBack,
         SagaStatus::Succeeded,
         SagaStatus::RolledBack,
+        SagaStatus::Refused,
         SagaStatus::RollbackFailed,
         SagaStatus::NeedsAttention,
     ];
@@ -52,6 +57,7 @@ impl SagaStatus {
             SagaStatus::RollingBack => "ROLLING_BACK",
             SagaStatus::Succeeded => "SUCCEEDED",
             SagaStatus::RolledBack => "ROLLED_BACK",
+            SagaStatus::Refused => "REFUSED",
             SagaStatus::RollbackFailed => "ROLLBACK_FAILED",
             SagaStatus::NeedsAttention => "NEEDS_ATTENTION",
         }
@@ -63,7 +69,10 @@ impl SagaStatus {
 
     /// Finished for good: nothing more will happen without a new saga.
     pub fn is_finished(self) -> bool {
-        matches!(self, SagaStatus::Succeeded | SagaStatus::RolledBack)
+        matches!(
+            self,
+            SagaStatus::Succeeded | SagaStatus::RolledBack | SagaStatus::Refused
+        )
     }
 
     /// Stopped until an operator re-drives it (ROLLBACK_FAILED or NEEDS_ATTENTION).
@@ -75,7 +84,8 @@ impl SagaStatus {
     }
 
     /// Holds its namespace: an active or ROLLBACK_FAILED saga blocks other sagas on the same
-    /// namespace, because its resources may still exist.
+    /// namespace, because its resources may still exist. A REFUSED saga touched nothing, so
+    /// it releases the namespace like a ROLLED_BACK one.
     pub fn holds_namespace(self) -> bool {
         !self.is_finished()
     }
@@ -181,7 +191,7 @@ pub struct LogEntry {
     /// `step` or `step[target]`, or `saga` for saga-level events.
     pub node: String,
     /// e.g. `started`, `succeeded`, `failed`, `retry`, `undo_started`, `undone`, `undo_failed`,
-    /// `undo_blocked`, `lease_taken`, `rollback_started`, `redriven`.
+    /// `undo_blocked`, `lease_taken`, `rollback_started`, `refused`, `redriven`.
     pub event: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -219,7 +229,8 @@ pub struct SagaRecord {
     pub nodes: Vec<NodeRecord>,
     #[serde(default)]
     pub log: Vec<LogEntry>,
-    /// Why the saga rolled back (the first terminal action error).
+    /// Why the saga rolled back, was refused or needs attention (the first terminal action
+    /// error).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<ErrorInfo>,
     /// Why the rollback failed (the first undo error).

@@ -102,6 +102,9 @@ pub struct StepDef<C: ?Sized + Send + Sync> {
     pub action: Arc<dyn StepAction<C>>,
     pub retry: RetryPolicy,
     pub undo_retry: RetryPolicy,
+    /// False for a step that only reads (preflight): its terminal failure before any step
+    /// with side effects started refuses the saga (REFUSED) instead of rolling it back.
+    pub side_effects: bool,
 }
 
 impl<C: ?Sized + Send + Sync> StepDef<C> {
@@ -113,6 +116,7 @@ impl<C: ?Sized + Send + Sync> StepDef<C> {
             action,
             retry: RetryPolicy::default(),
             undo_retry: RetryPolicy::default(),
+            side_effects: true,
         }
     }
 
@@ -133,6 +137,14 @@ impl<C: ?Sized + Send + Sync> StepDef<C> {
     pub fn with_retry(mut self, retry: RetryPolicy, undo_retry: RetryPolicy) -> Self {
         self.retry = retry;
         self.undo_retry = undo_retry;
+        self
+    }
+
+    /// Mark the step as changing nothing (it only reads), so a refusal by it ends the saga
+    /// REFUSED rather than ROLLED_BACK. Its undo still exists (and must be a no-op) for a
+    /// rollback that passes it.
+    pub fn without_side_effects(mut self) -> Self {
+        self.side_effects = false;
         self
     }
 
@@ -178,6 +190,37 @@ pub struct NewSaga {
 impl<C: ?Sized + Send + Sync> SagaDef<C> {
     pub fn step(&self, name: &str) -> Option<&StepDef<C>> {
         self.steps.iter().find(|s| s.name == name)
+    }
+
+    /// Whether a node of a step with side effects (or of a step this definition does not
+    /// know) ever started in `record`: then a failure must be undone or recovered.
+    pub fn side_effects_started(&self, record: &SagaRecord) -> bool {
+        record.nodes.iter().any(|n| {
+            let touches = self.step(&n.step).is_none_or(|s| s.side_effects);
+            touches && (n.state != NodeState::Pending || n.started_at.is_some())
+        })
+    }
+
+    /// Whether the terminal failure in `record` refuses the saga: its first FAILED node
+    /// belongs to a step without side effects, and no step with side effects ever started,
+    /// so nothing needs undoing.
+    pub fn refuses(&self, record: &SagaRecord) -> bool {
+        let pure_failure = record
+            .nodes
+            .iter()
+            .find(|n| n.state == NodeState::Failed)
+            .and_then(|n| self.step(&n.step))
+            .is_some_and(|s| !s.side_effects);
+        pure_failure && !self.side_effects_started(record)
+    }
+
+    /// Whether a failure of step `index` can only be a refusal: neither it nor any step
+    /// before it has side effects (the exported state machine routes such failures to
+    /// `Record refused`).
+    pub fn refuses_at(&self, index: usize) -> bool {
+        self.steps
+            .get(..=index)
+            .is_some_and(|before| before.iter().all(|s| !s.side_effects))
     }
 
     /// A PENDING record with one node per step (or per target of a fan-out step).

@@ -95,8 +95,10 @@ pub struct Onboarding {
 }
 
 impl Onboarding {
-    /// Validate `spec`, record a PENDING onboard saga exactly once per `key` (or per ticket id
-    /// when no key is given), and queue it.
+    /// Validate `spec`, record a PENDING onboard saga exactly once per `key` (or, for a
+    /// ticket-sourced spec without one, per [`idempotency::ticket_key`] of its ticket id), and
+    /// queue it. A portal or CLI spec's `requester.ticketId` is only a reference, never a key:
+    /// otherwise a portal user could claim the key of a ticket not yet approved.
     pub async fn submit(
         &self,
         spec: &ApplicationSpec,
@@ -115,8 +117,9 @@ impl Onboarding {
         let ticket_key = spec
             .requester
             .ticket_id
-            .as_ref()
-            .map(|t| format!("ticket:{t}"));
+            .as_deref()
+            .filter(|_| spec.requester.source == crate::spec::RequestSource::Ticket)
+            .map(|t| idempotency::ticket_key(idempotency::SPEC_TICKETS, t));
         let key = key.map(str::to_string).or(ticket_key);
         let submitted = idempotency::submit(
             self.store.as_ref(),
@@ -265,7 +268,8 @@ pub struct SagaView {
     pub updated_at: Millis,
     pub steps: Vec<StepView>,
     pub resources: Resources,
-    /// The error that made the saga roll back (or the undo error when the rollback failed).
+    /// The error that made the saga roll back or refused it (or the undo error when the
+    /// rollback failed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<ErrorInfo>,
     /// What the operator should do next, when anything.
@@ -345,6 +349,14 @@ impl SagaView {
                 .as_ref()
                 .and_then(|e| e.fix.clone())
                 .map(|fix| format!("{fix} Then submit the request again.")),
+            // Nothing was changed; the namespace is free for the corrected request.
+            SagaStatus::Refused => Some(format!(
+                "Nothing was changed. {} Then submit the corrected request again.",
+                last_error
+                    .as_ref()
+                    .and_then(|e| e.fix.clone())
+                    .unwrap_or_else(|| "Fix what lastError lists.".into())
+            )),
             _ => None,
         };
         SagaView {

@@ -1,6 +1,7 @@
 //! Saga discipline for the lifecycle sagas on the in-memory fake world: every action and undo
 //! runs twice with the same result, and a failure at every step (before or after its effect)
-//! rolls a change back to the world it started from.
+//! rolls a change back to the world it started from (a failure of `check`, which changes
+//! nothing, refuses it).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -267,9 +268,15 @@ async fn a_failure_at_every_step_rolls_the_change_back_to_where_it_started() {
                 }
             });
             let outcome = w.engine(def).run(&id).await.unwrap();
+            // `check` changes nothing: its failure refuses the change (nothing to undo).
+            let expected = if step == "check" {
+                SagaStatus::Refused
+            } else {
+                SagaStatus::RolledBack
+            };
             assert_eq!(
                 outcome,
-                RunOutcome::Finished(SagaStatus::RolledBack),
+                RunOutcome::Finished(expected),
                 "{step} (after effect: {after_effect})"
             );
             assert_eq!(
@@ -317,6 +324,7 @@ async fn an_offboard_failing_at_any_step_waits_for_a_redrive_and_then_finishes()
     for step in steps {
         for after_effect in [false, true] {
             let (w, app) = World::onboarded().await;
+            let onboarded = w.world.snapshot();
             let id = w
                 .lifecycle
                 .offboard(&app, "ops", None, "off-1".into())
@@ -333,9 +341,16 @@ async fn an_offboard_failing_at_any_step_waits_for_a_redrive_and_then_finishes()
                     a
                 }
             });
+            // `inventory` only reads: its failure refuses the offboard, nothing was removed,
+            // and a new offboard is what carries on.
+            let expected = if step == "inventory" {
+                SagaStatus::Refused
+            } else {
+                SagaStatus::NeedsAttention
+            };
             assert_eq!(
                 w.engine(failing).run(&id).await.unwrap(),
-                RunOutcome::Finished(SagaStatus::NeedsAttention),
+                RunOutcome::Finished(expected),
                 "{step} (after effect: {after_effect})"
             );
             let rec = w.store.get(&id).await.unwrap().unwrap();
@@ -345,8 +360,23 @@ async fn an_offboard_failing_at_any_step_waits_for_a_redrive_and_then_finishes()
                 rec.log.iter().all(|l| !l.event.starts_with("undo")),
                 "{step}"
             );
+            let id = if expected == SagaStatus::Refused {
+                assert_eq!(w.world.snapshot(), onboarded, "{step}: nothing was removed");
+                w.lifecycle
+                    .offboard(&app, "ops", None, "off-2".into())
+                    .await
+                    .unwrap()
+                    .saga_id
+            } else {
+                id
+            };
+            let outcome = if expected == SagaStatus::Refused {
+                w.engine(offboard::definition()).run(&id).await.unwrap()
+            } else {
+                w.engine(offboard::definition()).redrive(&id).await.unwrap()
+            };
             assert_eq!(
-                w.engine(offboard::definition()).redrive(&id).await.unwrap(),
+                outcome,
                 RunOutcome::Finished(SagaStatus::Succeeded),
                 "{step}"
             );

@@ -1,7 +1,8 @@
 //! Saga discipline: the onboard saga on the engine against an in-memory fake of
 //! AppIntegrations, Connect and IAM. Every action and undo runs twice; a failure at every
-//! step leaves the world pristine; a crash after every log write converges; racing engines
-//! advance a saga exactly once; a failing undo ends ROLLBACK_FAILED and can be re-driven.
+//! step leaves the world pristine; a refusal by `validate` ends REFUSED with nothing undone;
+//! a crash after every log write converges; racing engines advance a saga exactly once; a
+//! failing undo ends ROLLBACK_FAILED and can be re-driven.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -319,11 +320,14 @@ async fn a_failure_at_each_step_leaves_the_world_pristine() {
             let id = h.submit(&spec()).await;
             let outcome = h.engine("w1").run(&id).await.unwrap();
             let case = format!("failure at {step} (after effect: {after_effect})");
-            assert_eq!(
-                outcome,
-                RunOutcome::Finished(SagaStatus::RolledBack),
-                "{case}"
-            );
+            // `validate` changes nothing: its failure refuses the saga, nothing to undo.
+            let refused = step == "validate";
+            let expected = if refused {
+                SagaStatus::Refused
+            } else {
+                SagaStatus::RolledBack
+            };
+            assert_eq!(outcome, RunOutcome::Finished(expected), "{case}");
             assert_eq!(h.world.snapshot(), pristine, "{case}");
             let rec = h.record(&id).await;
             assert_eq!(
@@ -339,10 +343,11 @@ async fn a_failure_at_each_step_leaves_the_world_pristine() {
                 "{case}: the failed node keeps its error after its undo"
             );
             assert!(
-                rec.nodes
-                    .iter()
-                    .all(|n| matches!(n.state, NodeState::Undone | NodeState::Pending)),
-                "{case}: every touched node undone: {:?}",
+                rec.nodes.iter().all(|n| match n.state {
+                    NodeState::Failed => refused && n.step == "validate",
+                    s => matches!(s, NodeState::Undone | NodeState::Pending),
+                }),
+                "{case}: every touched node undone (a refusal undoes nothing): {:?}",
                 rec.nodes
                     .iter()
                     .map(|n| (n.key(), n.state))
@@ -459,7 +464,7 @@ async fn validation_failures_touch_nothing() {
         .await;
     assert_eq!(
         h.engine("w1").run(&id).await.unwrap(),
-        RunOutcome::Finished(SagaStatus::RolledBack)
+        RunOutcome::Finished(SagaStatus::Refused)
     );
     let cause = h.record(&id).await.cause.unwrap();
     assert_eq!(cause.kind, ErrorKind::Invalid);
@@ -485,13 +490,13 @@ async fn a_namespace_owned_by_someone_else_is_a_conflict_and_is_left_alone() {
     let id = h.submit(&spec()).await;
     assert_eq!(
         h.engine("w1").run(&id).await.unwrap(),
-        RunOutcome::Finished(SagaStatus::RolledBack)
+        RunOutcome::Finished(SagaStatus::Refused)
     );
     assert_eq!(h.record(&id).await.cause.unwrap().code, "NamespaceTaken");
     assert_eq!(
         h.world.snapshot(),
         before,
-        "the foreign application survives the rollback"
+        "the foreign application is untouched"
     );
 }
 
@@ -508,7 +513,7 @@ async fn policy_budget_overflow_is_terminal_with_a_fix() {
     let id = h.submit(&spec()).await;
     assert_eq!(
         h.engine("w1").run(&id).await.unwrap(),
-        RunOutcome::Finished(SagaStatus::RolledBack)
+        RunOutcome::Finished(SagaStatus::Refused)
     );
     let cause = h.record(&id).await.cause.unwrap();
     assert_eq!(
@@ -524,6 +529,158 @@ async fn policy_budget_overflow_is_terminal_with_a_fix() {
         "put_role_policy",
     ] {
         assert_eq!(h.world.calls(op), 0, "{op} was never called");
+    }
+}
+
+/// A refusal by `validate` (the spec names an instance without an SLR, and a foreign
+/// namespace): REFUSED with the cause, a `refused` log line, no undo started, the failed node
+/// left FAILED, and the namespace released for the corrected request.
+#[tokio::test]
+async fn a_refusal_ends_refused_with_no_undo_and_frees_the_namespace() {
+    let h = Harness::new();
+    let pristine = h.world.snapshot();
+    let mut s = spec_json();
+    s["instances"] = json!([fw::INSTANCE_ALPHA, fw::INSTANCE_LEGACY]);
+    s["securityProfiles"] = json!([]);
+    let id = h
+        .submit(&parse_spec(s.to_string().as_bytes()).unwrap())
+        .await;
+    assert_eq!(
+        h.engine("w1").run(&id).await.unwrap(),
+        RunOutcome::Finished(SagaStatus::Refused)
+    );
+    let rec = h.record(&id).await;
+    assert!(rec.lease.is_none());
+    let cause = rec.cause.clone().unwrap();
+    assert!(cause.message.contains(fw::INSTANCE_LEGACY), "{cause:?}");
+    assert!(cause.fix.is_some(), "every finding comes with its fix");
+    assert_eq!(rec.node("validate", None).unwrap().state, NodeState::Failed);
+    assert!(rec
+        .nodes
+        .iter()
+        .filter(|n| n.step != "validate")
+        .all(|n| n.state == NodeState::Pending && n.attempts == 0 && n.undo_attempts == 0));
+    let saga_events: Vec<&str> = rec
+        .log
+        .iter()
+        .filter(|l| l.node == "saga")
+        .map(|l| l.event.as_str())
+        .collect();
+    assert_eq!(saga_events, ["lease_taken", "refused"], "{:?}", rec.log);
+    assert!(
+        rec.log
+            .iter()
+            .all(|l| !l.event.starts_with("undo") && !l.event.starts_with("rollback")),
+        "no rollback phase: {:?}",
+        rec.log
+    );
+    let refused = rec.log.iter().find(|l| l.event == "refused").unwrap();
+    assert_eq!(
+        refused.detail.as_deref(),
+        Some(format!("{}: {}", cause.code, cause.message).as_str())
+    );
+    assert_eq!(h.world.snapshot(), pristine);
+    assert_eq!(
+        h.store.namespace_holder(&rec.namespace).await.unwrap(),
+        None
+    );
+    // Finished for good: a run does nothing, a re-drive is refused.
+    assert_eq!(
+        h.engine("w2").run(&id).await.unwrap(),
+        RunOutcome::AlreadyFinished(SagaStatus::Refused)
+    );
+    assert!(matches!(
+        h.engine("w2").redrive(&id).await,
+        Err(EngineError::NotRedrivable {
+            status: SagaStatus::Refused,
+            ..
+        })
+    ));
+}
+
+/// A step without side effects that fails after a step with side effects started still
+/// rolls back: the engine looks at what ran, not only at the failed step.
+#[tokio::test]
+async fn a_failure_of_a_pure_step_after_a_side_effect_rolls_back() {
+    let h = Harness::with(Arc::new(MemoryStore::new()), |d| {
+        let mut d = map_steps(d, |name, a| {
+            if name == "activate" {
+                Arc::new(FailAt {
+                    inner: a,
+                    target: None,
+                    after_effect: false,
+                })
+            } else {
+                a
+            }
+        });
+        // Pretend activate only reads: it still follows create_application and the grants.
+        for step in &mut d.steps {
+            if step.name == "activate" {
+                step.side_effects = false;
+            }
+        }
+        d
+    });
+    let pristine = h.world.snapshot();
+    let id = h.submit(&spec()).await;
+    assert_eq!(
+        h.engine("w1").run(&id).await.unwrap(),
+        RunOutcome::Finished(SagaStatus::RolledBack)
+    );
+    let rec = h.record(&id).await;
+    assert!(rec.log.iter().any(|l| l.event == "rollback_started"));
+    assert!(!rec.log.iter().any(|l| l.event == "refused"));
+    assert_eq!(
+        rec.node("create_application", None).unwrap().state,
+        NodeState::Undone
+    );
+    assert_eq!(h.world.snapshot(), pristine);
+}
+
+/// A worker that crashed after recording validate FAILED (before the saga's end) leaves a
+/// RUNNING saga; the next run refuses it, and undoes nothing.
+#[tokio::test]
+async fn a_crash_after_a_refusing_failure_converges_on_refused() {
+    let mut s = spec_json();
+    s["instances"] = json!([fw::INSTANCE_LEGACY]);
+    s["securityProfiles"] = json!([]);
+    let spec = parse_spec(s.to_string().as_bytes()).unwrap();
+    let total = {
+        let crashing = Arc::new(CrashingStore::new(Arc::new(MemoryStore::new()), u64::MAX));
+        let h = Harness::with(crashing.clone(), |d| d);
+        let id = h.submit(&spec).await;
+        h.engine("w1").run(&id).await.unwrap();
+        crashing.updates()
+    };
+    assert_eq!(total, 4, "lease, started, failed, refused");
+    for crash_at in 1..total {
+        let inner = Arc::new(MemoryStore::new());
+        let crashing = Arc::new(CrashingStore::new(inner.clone(), crash_at));
+        let h = Harness::with(crashing, |d| d);
+        let pristine = h.world.snapshot();
+        let id = h.submit(&spec).await;
+        assert!(
+            h.engine("w1").run(&id).await.is_err(),
+            "crash at {crash_at}"
+        );
+        h.clock.advance(Duration::from_secs(301));
+        let fresh = Engine::new(
+            h.def.clone(),
+            h.ports.clone(),
+            inner.clone() as Arc<dyn SagaStore>,
+            h.clock.clone(),
+            Arc::new(FixedRandom(0.5)),
+            "w2",
+        );
+        assert_eq!(
+            fresh.run(&id).await.unwrap(),
+            RunOutcome::Finished(SagaStatus::Refused),
+            "crash at {crash_at}"
+        );
+        let rec = inner.get(&id).await.unwrap().unwrap();
+        assert!(rec.log.iter().all(|l| !l.event.starts_with("undo")));
+        assert_eq!(h.world.snapshot(), pristine);
     }
 }
 
@@ -1075,4 +1232,119 @@ async fn concurrent_sagas_on_shared_roles_and_profiles_lose_nothing() {
         h.clock.slept() > Duration::ZERO,
         "the edits really overlapped and one saga waited for the other's lock"
     );
+}
+
+/// Issue 15 (fencing): a worker that stalls right after marking a node STARTED (a frozen VM,
+/// a long pause) and is taken over once its lease expired used to wake and run the node's
+/// side effect anyway — changing AWS behind the new owner's back — and only noticed at its
+/// next write. It now checks its lease before every side effect and stops.
+#[tokio::test]
+async fn a_worker_taken_over_after_a_stall_makes_no_side_effect() {
+    /// Takes the saga over (as `w2`, past the lease) right after the write that marks
+    /// `create_application` STARTED lands.
+    struct TakeoverAfterStart {
+        inner: Arc<MemoryStore>,
+        clock: Arc<ManualClock>,
+        done: AtomicBool,
+    }
+    #[async_trait]
+    impl SagaStore for TakeoverAfterStart {
+        async fn create(&self, r: &SagaRecord) -> Result<(), onboard_core::store::StoreError> {
+            self.inner.create(r).await
+        }
+        async fn get(
+            &self,
+            id: &str,
+        ) -> Result<Option<SagaRecord>, onboard_core::store::StoreError> {
+            self.inner.get(id).await
+        }
+        async fn update(
+            &self,
+            r: &SagaRecord,
+            v: u64,
+        ) -> Result<(), onboard_core::store::StoreError> {
+            self.inner.update(r, v).await?;
+            let started = r
+                .node("create_application", None)
+                .is_some_and(|n| n.state == NodeState::Started);
+            if started && !self.done.swap(true, Ordering::SeqCst) {
+                self.clock.advance(Duration::from_secs(600));
+                let mut stolen = r.clone();
+                stolen.version += 1;
+                if let Some(l) = stolen.lease.as_mut() {
+                    l.owner = "w2".into();
+                    l.expires_at += 600_000 + 300_000;
+                }
+                self.inner.update(&stolen, r.version).await?;
+            }
+            Ok(())
+        }
+        async fn list_by_status(
+            &self,
+            s: SagaStatus,
+            l: usize,
+            c: Option<String>,
+        ) -> Result<onboard_core::store::Page, onboard_core::store::StoreError> {
+            self.inner.list_by_status(s, l, c).await
+        }
+        async fn list_stalled(
+            &self,
+            now: Millis,
+            l: usize,
+        ) -> Result<Vec<SagaRecord>, onboard_core::store::StoreError> {
+            self.inner.list_stalled(now, l).await
+        }
+        async fn namespace_holder(
+            &self,
+            ns: &str,
+        ) -> Result<Option<String>, onboard_core::store::StoreError> {
+            self.inner.namespace_holder(ns).await
+        }
+        async fn claim_idempotency(
+            &self,
+            key: &str,
+            hash: &str,
+            now: Millis,
+            until: Millis,
+            expires: Millis,
+        ) -> Result<onboard_core::store::IdempotencyClaim, onboard_core::store::StoreError>
+        {
+            self.inner
+                .claim_idempotency(key, hash, now, until, expires)
+                .await
+        }
+        async fn complete_idempotency(
+            &self,
+            key: &str,
+            hash: &str,
+            saga: &str,
+        ) -> Result<(), onboard_core::store::StoreError> {
+            self.inner.complete_idempotency(key, hash, saga).await
+        }
+        async fn release_idempotency(
+            &self,
+            key: &str,
+            hash: &str,
+        ) -> Result<(), onboard_core::store::StoreError> {
+            self.inner.release_idempotency(key, hash).await
+        }
+    }
+    let clock = Arc::new(ManualClock::default());
+    let store = Arc::new(TakeoverAfterStart {
+        inner: Arc::new(MemoryStore::new()),
+        clock: clock.clone(),
+        done: AtomicBool::new(false),
+    });
+    let mut h = Harness::with(store.clone(), |d| d);
+    h.clock = clock;
+    let id = h.submit(&spec()).await;
+    let err = h.engine("w1").run(&id).await.unwrap_err();
+    assert!(matches!(err, EngineError::LeaseLost(_)), "{err:?}");
+    assert_eq!(
+        h.world.calls("create_application"),
+        0,
+        "the stale worker created nothing after it was taken over"
+    );
+    let rec = h.record(&id).await;
+    assert_eq!(rec.lease.as_ref().unwrap().owner, "w2");
 }

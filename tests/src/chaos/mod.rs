@@ -357,6 +357,11 @@ struct Episode {
     schedule: Vec<String>,
     ids: u64,
     store_kind: StoreChoice,
+    /// This trial's tamperings: the fix saga that should repair it (none when the product
+    /// refused to start one), the application, and what the tampering removed.
+    tampers: Vec<(Option<String>, String, Projection)>,
+    /// Every grant any application's state held at the end of an earlier trial.
+    held: BTreeSet<String>,
 }
 
 impl Episode {
@@ -415,6 +420,8 @@ impl Episode {
             schedule: Vec::new(),
             ids: 0,
             store_kind: kind,
+            tampers: Vec::new(),
+            held: BTreeSet::new(),
         }
     }
 
@@ -440,7 +447,8 @@ impl Episode {
         for id in &self.roots {
             if let Some(root) = self.record(id).await {
                 let state = if root.status == SagaStatus::Succeeded {
-                    current_state(&root).ok()
+                    // An offboarded application's state is kept (flagged) on its root.
+                    current_state(&root).ok().or_else(|| root.managed.clone())
                 } else {
                     None
                 };
@@ -721,7 +729,9 @@ impl Episode {
                     .application(app)
                     .await
                     .map_err(|e| e.to_string())?;
+                let pre = Projection::of(&self.dump());
                 self.tamper(&state, tamper).await?;
+                let removed = pre.removed_in(&Projection::of(&self.dump()));
                 let report = self
                     .lifecycle
                     .check_drift(&self.ports(), app)
@@ -731,12 +741,14 @@ impl Episode {
                     return Err(format!("drift check did not see the tampering {tamper:?}"));
                 }
                 let id = self.new_id("fx");
-                Ok(self
+                let started = self
                     .lifecycle
                     .fix(app, &report, who, None, id)
                     .await
                     .ok()
-                    .map(|s| (s.saga_id, None)))
+                    .map(|s| s.saga_id);
+                self.tampers.push((started.clone(), app.clone(), removed));
+                Ok(started.map(|id| (id, None)))
             }
         }
     }
@@ -840,7 +852,26 @@ impl Episode {
                 ));
             }
         }
-        found.extend(self.check().await);
+        // A fix that did not succeed must have left the tampering exactly as it was (and
+        // nothing else); an operator then runs the fix again, which must repair it.
+        let mut outstanding = Vec::new();
+        for (fix, app, removed) in std::mem::take(&mut self.tampers) {
+            let fixed = match &fix {
+                Some(id) => self.record(id).await.map(|r| r.status) == Some(SagaStatus::Succeeded),
+                None => false,
+            };
+            if !fixed {
+                outstanding.push((app, removed));
+            }
+        }
+        found.extend(self.check(&outstanding).await);
+        if found.is_empty() {
+            for (app, _) in &outstanding {
+                if let Err(e) = self.repair(app).await {
+                    found.push(format!("the operator's fault-free drift fix of {app}: {e}"));
+                }
+            }
+        }
         if self.verbose {
             eprintln!(
                 "episode {} {} -> {}{}",
@@ -853,6 +884,13 @@ impl Episode {
         if let Some(last) = self.schedule.last_mut() {
             last.push_str(&format!(" -> {}", ends.join(" ")));
         }
+        let states: Vec<ManagedApp> = self
+            .applications()
+            .await
+            .into_iter()
+            .filter_map(|(_, _, s)| s)
+            .collect();
+        self.held.extend(world::held_grants(&states));
         found
     }
 
@@ -978,8 +1016,40 @@ impl Episode {
         found
     }
 
-    /// The world against the records.
-    async fn check(&self) -> Vec<String> {
+    /// A fault-free drift check and fix of `app`, run to its end, as an operator would.
+    async fn repair(&mut self, app: &str) -> Result<(), String> {
+        let report = self
+            .lifecycle
+            .check_drift(&self.ports(), app)
+            .await
+            .map_err(|e| format!("drift check failed: {e}"))?;
+        if !report.drifted() {
+            return Ok(());
+        }
+        let id = self.new_id("fx");
+        let started = self
+            .lifecycle
+            .fix(app, &report, "operator@example.com", None, id)
+            .await
+            .map_err(|e| format!("refused to start: {e}"))?;
+        Worker::new(self)
+            .run_to_end(&started.saga_id, RunAction::Run)
+            .await;
+        match self.record(&started.saga_id).await.map(|r| r.status) {
+            Some(SagaStatus::Succeeded) => {}
+            other => return Err(format!("ended {other:?}")),
+        }
+        let found = self.check(&[]).await;
+        if found.is_empty() {
+            Ok(())
+        } else {
+            Err(found.join("; "))
+        }
+    }
+
+    /// The world against the records; `tampered` lists applications whose tampering no fix
+    /// repaired (yet), with what it removed: the world may lack exactly that.
+    async fn check(&self, tampered: &[(String, Projection)]) -> Vec<String> {
         let mut found = Vec::new();
         let dump = self.dump();
         let apps = self.applications().await;
@@ -989,8 +1059,16 @@ impl Episode {
             .filter(|s| !s.offboarded)
             .cloned()
             .collect();
-        let expected =
-            Projection::expected(&self.pristine, &managed_ever, &live, &world::roles(&dump));
+        let expected = tampered.iter().fold(
+            Projection::expected(
+                &self.pristine,
+                &managed_ever,
+                &live,
+                &world::roles(&dump),
+                &self.held,
+            ),
+            |e, (_, removed)| e.without(removed),
+        );
         let actual = Projection::of(&dump);
         let diff = Projection::differences(&expected, &actual);
         if !diff.is_empty() {
@@ -1000,7 +1078,12 @@ impl Episode {
             ));
         }
         let ports = self.ports();
-        for state in &live {
+        let roots: BTreeSet<String> = apps
+            .iter()
+            .filter(|(id, _, _)| tampered.iter().any(|(app, _)| app == id))
+            .filter_map(|(_, _, s)| s.as_ref().map(|s| s.namespace.clone()))
+            .collect();
+        for state in live.iter().filter(|s| !roots.contains(&s.namespace)) {
             match drift::detect(&ports, state, 0).await {
                 Ok(r) if r.drifted() => found.push(format!(
                     "application {} drifted from its SUCCEEDED state: {:?}",

@@ -132,13 +132,15 @@ impl Projection {
         p
     }
 
-    /// The world the records demand: `pristine` without anything of an application the
+    /// The world the records demand (`held_before`: every grant an earlier state held, see
+    /// [`held_grants`]): `pristine` without anything of an application the
     /// product ever managed, plus each live application's managed state.
     pub fn expected(
         pristine: &Projection,
         managed_ever: &[ManagedApp],
         live: &[ManagedApp],
         roles: &BTreeMap<String, String>,
+        held_before: &BTreeSet<String>,
     ) -> Projection {
         let arns: BTreeSet<&str> = managed_ever.iter().map(|m| m.app.arn.as_str()).collect();
         let namespaces: BTreeSet<&str> =
@@ -158,8 +160,17 @@ impl Projection {
             .retain(|arn, _| !arns.contains(arn.as_str()));
         p.statements
             .retain(|k| !sids.contains(k.split_once('|').map_or("", |(_, s)| s)));
-        p.grants
-            .retain(|k| !namespaces.contains(k.splitn(3, '|').nth(2).unwrap_or("")));
+        // Pristine grants of a managed namespace: offboarding sweeps every profile, so none
+        // stays once no application of the namespace is live; while one is, a grant its state
+        // never held (a stale console grant on an instance without an association) is left
+        // alone.
+        let live_namespaces: BTreeSet<&str> = live.iter().map(|m| m.namespace.as_str()).collect();
+        let mut held = held_grants(managed_ever);
+        held.extend(held_before.iter().cloned());
+        p.grants.retain(|k| {
+            let ns = k.splitn(3, '|').nth(2).unwrap_or("");
+            !namespaces.contains(ns) || (live_namespaces.contains(ns) && !held.contains(k))
+        });
         for m in live {
             p.apps.insert(format!("{}|{}", m.namespace, m.app.arn));
             for i in m.instances.iter().filter(|i| m.is_active(i)) {
@@ -177,6 +188,44 @@ impl Projection {
             }
         }
         p
+    }
+
+    /// What `self` has that `later` lacks (a tampering's removals), as a projection.
+    pub fn removed_in(&self, later: &Projection) -> Projection {
+        let minus = |a: &BTreeSet<String>, b: &BTreeSet<String>| a.difference(b).cloned().collect();
+        Projection {
+            apps: minus(&self.apps, &later.apps),
+            associations: minus(&self.associations, &later.associations),
+            app_associations: self
+                .app_associations
+                .iter()
+                .filter_map(|(arn, n)| {
+                    let left = later.app_associations.get(arn).copied().unwrap_or(0);
+                    (*n > left).then(|| (arn.clone(), n - left))
+                })
+                .collect(),
+            statements: minus(&self.statements, &later.statements),
+            other_policies: BTreeMap::new(),
+            grants: minus(&self.grants, &later.grants),
+        }
+    }
+
+    /// `self` without `removed` (see [`Projection::removed_in`]).
+    pub fn without(mut self, removed: &Projection) -> Projection {
+        self.apps.retain(|k| !removed.apps.contains(k));
+        self.associations
+            .retain(|k| !removed.associations.contains(k));
+        self.statements.retain(|k| !removed.statements.contains(k));
+        self.grants.retain(|k| !removed.grants.contains(k));
+        for (arn, n) in &removed.app_associations {
+            if let Some(have) = self.app_associations.get_mut(arn) {
+                *have = have.saturating_sub(*n);
+                if *have == 0 {
+                    self.app_associations.remove(arn);
+                }
+            }
+        }
+        self
     }
 
     /// What differs, one line per difference (`+` only in `actual`, `-` missing from it).
@@ -215,4 +264,17 @@ impl Projection {
         }
         out
     }
+}
+
+/// `instance|profile|namespace` of every grant the states hold (active or paused): a pristine
+/// grant any state of its application ever held is the product's to remove.
+pub fn held_grants(states: &[ManagedApp]) -> BTreeSet<String> {
+    states
+        .iter()
+        .flat_map(|m| {
+            m.profiles
+                .iter()
+                .flat_map(move |(i, ps)| ps.iter().map(move |p| format!("{i}|{p}|{}", m.namespace)))
+        })
+        .collect()
 }

@@ -12,7 +12,7 @@ use onboard_sandbox::{FaultMode, FaultSpec};
 use serde_json::json;
 
 use crate::events::scheduled_event;
-use crate::portal::{assert_run_message, submit};
+use crate::portal::{assert_resent_run_message, assert_run_message, submit};
 use crate::stack::{Stack, INVOKE_TIMEOUT};
 
 /// The killed worker's lease: short, so the test waits seconds, not the production five minutes.
@@ -114,7 +114,7 @@ async fn a_worker_killed_mid_saga_is_finished_after_the_reconciler_requeues_it()
         "the sweep's report (no managed application yet: nothing to check for drift)"
     );
     let requeued = stack.receive(&requeue, 1).await;
-    assert_run_message(&requeued[0], &saga_id, &namespace);
+    assert_resent_run_message(&requeued[0], &saga_id, &namespace);
 
     let fresh = stack.worker(&[("LEASE_TTL_SECONDS", LEASE_SECONDS)]).await;
     let failed = fresh.run_batch(&requeue, &requeued).await;

@@ -58,6 +58,30 @@ pub fn assert_run_message(m: &Message, saga_id: &str, namespace: &str) {
     );
 }
 
+/// The message is the reconciler's re-send of `saga_id`'s run: the same body and group, but a
+/// deduplication id of its own (`…:run:resend:<minute>`), or SQS would drop it as a duplicate
+/// of the first send within five minutes.
+pub fn assert_resent_run_message(m: &Message, saga_id: &str, namespace: &str) {
+    let body: Value = serde_json::from_str(m.body().expect("a body")).expect("a JSON body");
+    assert_eq!(
+        body,
+        json!({"sagaId": saga_id, "namespace": namespace, "action": "run"}),
+        "the re-sent message"
+    );
+    assert_eq!(
+        attribute(m, MessageSystemAttributeName::MessageGroupId),
+        Some(namespace)
+    );
+    let dedup = attribute(m, MessageSystemAttributeName::MessageDeduplicationId).unwrap_or("");
+    let prefix = format!("{saga_id}:run:resend:");
+    assert!(
+        dedup
+            .strip_prefix(&prefix)
+            .is_some_and(|minute| minute.parse::<u64>().is_ok()),
+        "a re-send's own deduplication id: {dedup}"
+    );
+}
+
 /// The association ARN the sandbox holds for `app_arn` on `instance`.
 fn association_arn(dump: &Value, app_arn: &str, instance: &str) -> String {
     let found: Vec<&Value> = dump["integration_associations"]

@@ -3,7 +3,8 @@
 
 use onboard_core::lifecycle::DriftKind;
 use onboard_core::policy;
-use onboard_core::record::SagaStatus;
+use onboard_core::record::{NodeState, SagaStatus};
+use onboard_core::service::RunAction;
 use onboard_integration_tests::*;
 use serde_json::Value;
 
@@ -209,4 +210,64 @@ async fn a_deleted_application_is_reported_and_not_fixable() {
         .fix(&app, &report, "ops", None, new_id("fix"))
         .await
         .is_err());
+}
+
+/// Issue 22.1: a fix that failed after repairing something was recorded ROLLED_BACK ("exactly
+/// as it was"), yet its undo (which must never remove what the recorded state has) kept the
+/// repair, so the world had changed. A fix now recovers forward: it stops NEEDS_ATTENTION
+/// with each repair recorded as done or not, the repairs stay, and a re-drive finishes.
+#[tokio::test]
+async fn a_fix_that_fails_part_way_keeps_its_repairs_and_says_so() {
+    let (lc, app, onboarded_world) = onboarded().await;
+    inject(&lc, &app, DriftKind::AssociationMissing).await;
+    inject(&lc, &app, DriftKind::ProfileEntryMissing).await;
+    let drifted_world = lc.world();
+    let report = lc.lifecycle.check_drift(&lc.ports(), &app).await.unwrap();
+    assert_eq!(report.items.len(), 2, "{report:?}");
+    lc.fault(fail_always(
+        "UpdateSecurityProfile",
+        "AccessDeniedException",
+        403,
+    ));
+    let started = lc
+        .lifecycle
+        .fix(&app, &report, "ops", None, new_id("fix"))
+        .await
+        .unwrap();
+    let rec = lc.run(&started).await;
+    assert_eq!(rec.kind, "fix");
+    assert_eq!(rec.status, SagaStatus::NeedsAttention, "{:?}", rec.cause);
+    assert_eq!(
+        rec.cause.as_ref().map(|c| c.code.as_str()),
+        Some("AccessDeniedException")
+    );
+    let state_of = |node: &str| {
+        rec.nodes
+            .iter()
+            .find(|n| n.key() == node)
+            .map(|n| n.state)
+            .unwrap_or_else(|| panic!("no node {node}"))
+    };
+    let i2 = instance(2);
+    assert_eq!(
+        state_of(&format!("attach_association[{i2}]")),
+        NodeState::Succeeded
+    );
+    assert_eq!(
+        state_of(&format!("attach_profiles[{}]", instance(1))),
+        NodeState::Failed
+    );
+    // The association repair is kept: the world is neither drifted nor repaired, and the
+    // record says which.
+    assert_ne!(lc.world(), drifted_world, "the association was repaired");
+    assert_ne!(lc.world(), onboarded_world, "the grant was not");
+
+    lc.h.sandbox().clear_faults();
+    let rec = lc.drive(&started.saga_id, RunAction::Redrive).await;
+    assert_eq!(rec.status, SagaStatus::Succeeded, "{:?}", rec.cause);
+    assert_same(
+        &onboarded_world,
+        &lc.world(),
+        "the re-driven fix repaired the rest",
+    );
 }

@@ -102,12 +102,11 @@ async fn a_failure_at_any_call_of_pause_or_resume_leaves_the_world_as_it_was() {
     for (op, count) in pause_calls {
         for n in 1..=count {
             let (lc, before, rec) = faulted_pause(denied(&op, n)).await;
-            assert_eq!(
-                rec.status,
-                SagaStatus::RolledBack,
-                "pause, {op} #{n}: {:?}",
-                rec.cause
-            );
+            let expected = end_after_one_denial(&rec, &op, "check", SagaStatus::RolledBack);
+            assert_eq!(rec.status, expected, "pause, {op} #{n}: {:?}", rec.cause);
+            if expected == SagaStatus::Succeeded {
+                continue; // retried while IAM propagates: the pause went through
+            }
             assert_same(&before, &lc.world(), &format!("pause failed at {op} #{n}"));
             assert!(lc
                 .state(rec.parent.as_deref().unwrap())
@@ -124,12 +123,11 @@ async fn a_failure_at_any_call_of_pause_or_resume_leaves_the_world_as_it_was() {
             let paused = lc.world();
             lc.fault(denied(&op, n));
             let rec = resume(&lc, &app, 2).await;
-            assert_eq!(
-                rec.status,
-                SagaStatus::RolledBack,
-                "resume, {op} #{n}: {:?}",
-                rec.cause
-            );
+            let expected = end_after_one_denial(&rec, &op, "check", SagaStatus::RolledBack);
+            assert_eq!(rec.status, expected, "resume, {op} #{n}: {:?}", rec.cause);
+            if expected == SagaStatus::Succeeded {
+                continue; // retried while IAM propagates: the resume went through
+            }
             assert_same(&paused, &lc.world(), &format!("resume failed at {op} #{n}"));
             assert_paused_on_2(&lc, &pristine);
             cases += 1;

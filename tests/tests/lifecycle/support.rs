@@ -58,6 +58,7 @@ impl Lc {
         let sagas = Sagas {
             onboard: h.engine("lc-worker"),
             change: engine(change::definition(4)),
+            fix: engine(change::fix_definition(4)),
             offboard: engine(offboard::definition()),
             adopt: engine(adopt::definition()),
         };

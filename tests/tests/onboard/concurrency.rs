@@ -160,7 +160,7 @@ async fn a_later_saga_for_an_onboarded_namespace_is_a_conflict() {
     assert_eq!(h.onboard(&spec_a).await.status, SagaStatus::Succeeded);
     let onboarded = h.dump();
     let rec = h.onboard(&same_namespace_other_app(&instances(2))).await;
-    assert_eq!(rec.status, SagaStatus::RolledBack);
+    assert_eq!(rec.status, SagaStatus::Refused);
     let cause = rec.cause.unwrap();
     assert_eq!(
         (cause.kind, cause.code.as_str()),

@@ -80,11 +80,9 @@ fn cases() -> Vec<Case> {
             status,
             kind,
         });
-        let (code, status, kind) = if k % 2 == 0 {
-            ("AccessDenied", 403, ErrorKind::Denied)
-        } else {
-            ("MalformedPolicyDocument", 400, ErrorKind::Invalid)
-        };
+        // Not AccessDenied: an IAM write refused so is retried while IAM propagates (see
+        // retries::an_iam_write_denied_while_propagating_is_retried_not_rolled_back).
+        let (code, status, kind) = ("MalformedPolicyDocument", 400, ErrorKind::Invalid);
         cases.push(Case {
             step: "grant_slr_policy",
             op: "PutRolePolicy",
@@ -133,12 +131,13 @@ async fn a_terminal_failure_at_each_step_and_instance_rolls_back_to_pristine() {
             "{} #{} of {} failing with {}",
             case.op, case.nth, case.step, case.code
         );
-        assert_eq!(
-            rec.status,
-            SagaStatus::RolledBack,
-            "{what}: {:?}",
-            node_states(&rec)
-        );
+        // validate changes nothing: its refusal ends REFUSED, with nothing to roll back.
+        let expected = if case.step == "validate" {
+            SagaStatus::Refused
+        } else {
+            SagaStatus::RolledBack
+        };
+        assert_eq!(rec.status, expected, "{what}: {:?}", node_states(&rec));
         assert_eq!(h.fired(), [(case.op.to_string(), 1)], "{what}");
         let cause = rec.cause.clone().unwrap();
         assert_eq!(
@@ -158,13 +157,24 @@ async fn a_terminal_failure_at_each_step_and_instance_rolls_back_to_pristine() {
             "{what}: the failure hit {}",
             failed[0]
         );
-        assert!(
-            rec.nodes
-                .iter()
-                .all(|n| matches!(n.state, NodeState::Undone | NodeState::Pending)),
-            "{what}: every touched node undone: {:?}",
-            node_states(&rec)
-        );
+        if expected == SagaStatus::Refused {
+            // Nothing started but the refusing preflight: nothing to undo.
+            assert!(
+                rec.nodes
+                    .iter()
+                    .all(|n| n.step == "validate" || n.state == NodeState::Pending),
+                "{what}: nothing but validate ran: {:?}",
+                node_states(&rec)
+            );
+        } else {
+            assert!(
+                rec.nodes
+                    .iter()
+                    .all(|n| matches!(n.state, NodeState::Undone | NodeState::Pending)),
+                "{what}: every touched node undone: {:?}",
+                node_states(&rec)
+            );
+        }
         assert!(rec.undo_error.is_none(), "{what}");
         assert_same(&pristine, &h.dump(), &what);
         assert_eq!(

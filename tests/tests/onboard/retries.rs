@@ -255,8 +255,10 @@ async fn a_terminal_error_after_an_applied_change_rolls_back_to_pristine() {
     let spec = spec(&instances(N));
     for (op, nth) in MUTATING {
         h.sandbox().reset().unwrap();
+        // IAM's AccessDenied on a write is retried while IAM propagates; a malformed policy
+        // is terminal.
         let error = match op {
-            "PutRolePolicy" => ("AccessDenied", 403),
+            "PutRolePolicy" => ("MalformedPolicyDocument", 400),
             _ => ("AccessDeniedException", 403),
         };
         h.fault(apply_then_drop(op, nth, Some(error)));
@@ -308,4 +310,22 @@ async fn lost_responses_during_rollback_still_end_pristine() {
     }
     assert!(!retries(&rec).is_empty());
     assert_same(&pristine, &h.dump(), "rolled back through lost responses");
+}
+
+/// Issue 15: right after a role or policy change IAM can answer AccessDenied or NoSuchEntity
+/// for seconds. Such an answer to an SLR policy write used to be terminal and rolled back a
+/// saga that would have succeeded; it is now retried with growing waits (bounded), so the
+/// onboarding succeeds.
+#[tokio::test]
+async fn an_iam_write_denied_while_propagating_is_retried_not_rolled_back() {
+    let h = Harness::start().await;
+    let pristine = h.dump();
+    let spec = spec(&instances(2));
+    h.fault(fail_nth("PutRolePolicy", 1, "AccessDenied", 403));
+    h.fault(fail_nth("PutRolePolicy", 2, "NoSuchEntity", 404));
+    let rec = h.onboard(&spec).await;
+    assert_clean_success(&rec, "IAM refusals while propagating");
+    let fired: Vec<String> = h.fired().into_iter().map(|(op, _)| op).collect();
+    assert_eq!(fired, ["PutRolePolicy", "PutRolePolicy"]);
+    assert_onboarded(&pristine, &h.dump(), &spec);
 }

@@ -28,7 +28,7 @@ async fn an_instance_without_a_service_linked_role_is_refused_with_the_fix() {
     let mut s = spec(&instances(2));
     s["instances"] = json!([instance(1), LEGACY_INSTANCE, instance(2)]);
     let rec = h.onboard(&s).await;
-    assert_eq!(rec.status, SagaStatus::RolledBack);
+    assert_eq!(rec.status, SagaStatus::Refused);
     let cause = rec.cause.unwrap();
     assert_eq!(cause.kind, ErrorKind::Invalid, "{cause:?}");
     assert!(
@@ -54,7 +54,7 @@ async fn an_unknown_instance_and_a_taken_namespace_are_refused() {
     let ghost = "10000000-0000-4000-8000-0000000000aa";
     s["instances"] = json!([instance(1), ghost]);
     let rec = h.onboard(&s).await;
-    assert_eq!(rec.status, SagaStatus::RolledBack);
+    assert_eq!(rec.status, SagaStatus::Refused);
     let cause = rec.cause.unwrap();
     assert!(
         cause.kind == ErrorKind::Invalid && cause.message.contains(ghost),
@@ -64,7 +64,7 @@ async fn an_unknown_instance_and_a_taken_namespace_are_refused() {
     let mut s = spec(&instances(1));
     s["namespace"] = json!(FOREIGN_NAMESPACE);
     let rec = h.onboard(&s).await;
-    assert_eq!(rec.status, SagaStatus::RolledBack);
+    assert_eq!(rec.status, SagaStatus::Refused);
     let cause = rec.cause.unwrap();
     assert_eq!(
         (cause.kind, cause.code.as_str()),
@@ -89,7 +89,7 @@ async fn an_slr_policy_budget_overflow_is_refused_before_any_side_effect() {
     let h = Harness::with(o).await;
     let pristine = h.dump();
     let rec = h.onboard(&spec(&instances(3))).await;
-    assert_eq!(rec.status, SagaStatus::RolledBack);
+    assert_eq!(rec.status, SagaStatus::Refused);
     let cause = rec.cause.clone().unwrap();
     assert_eq!(
         (cause.kind, cause.code.as_str()),
@@ -217,7 +217,7 @@ async fn a_full_security_profile_is_refused_before_anything_is_created() {
     let h = Harness::with(o).await;
     let pristine = h.dump();
     let rec = h.onboard(&spec(&instances(2))).await;
-    assert_eq!(rec.status, SagaStatus::RolledBack);
+    assert_eq!(rec.status, SagaStatus::Refused);
     let cause = rec.cause.unwrap();
     assert_eq!(cause.kind, ErrorKind::Invalid, "{cause:?}");
     assert!(cause.message.contains(&profile(1, 1)), "{cause:?}");

@@ -1,4 +1,5 @@
-//! The change saga: edit, pause, resume and drift fix.
+//! The change saga: edit, pause, resume and drift fix (a kind of its own, recovering
+//! forward: see [`fix_definition`]).
 //!
 //! `check` → `detach_profiles[i]` → `detach_policy[i]` → `detach_association[i]` →
 //! `update_application` → `attach_association[i]` → `attach_policy[i]` → `attach_profiles[i]` →
@@ -99,24 +100,51 @@ impl ChangeInput {
     }
 }
 
-/// The change saga definition.
+/// The change saga definition (edit, pause, resume): a failure rolls every change back.
 pub fn definition(instance_concurrency: usize) -> SagaDef<LifecyclePorts> {
-    let c = instance_concurrency;
     SagaDef {
         kind: KIND,
-        steps: vec![
-            StepDef::once("check", Arc::new(CheckStep)),
-            StepDef::per_target("detach_profiles", c, Arc::new(DetachProfiles)),
-            StepDef::per_target("detach_policy", c, Arc::new(DetachPolicy)),
-            StepDef::per_target("detach_association", c, Arc::new(DetachAssociation)),
-            StepDef::once("update_application", Arc::new(UpdateApplication)),
-            StepDef::per_target("attach_association", c, Arc::new(AttachAssociation)),
-            StepDef::per_target("attach_policy", c, Arc::new(AttachPolicy)),
-            StepDef::per_target("attach_profiles", c, Arc::new(AttachProfiles)),
-            StepDef::once("commit", Arc::new(Commit)),
-        ],
+        steps: steps(instance_concurrency),
         recovery: Recovery::Backward,
     }
+}
+
+/// The saga kind of a drift fix.
+pub const FIX_KIND: &str = "fix";
+
+/// The drift fix definition: the same steps, but recovering forward. A repair's undo cannot
+/// give back the drifted world (it must never remove what the recorded state has), so a
+/// rollback would record ROLLED_BACK — "exactly as it was" — over a world whose repairs were
+/// kept. Instead a terminal failure stops the fix NEEDS_ATTENTION with each repair recorded
+/// as done or not, and a re-drive carries on. A refusal by `check` still ends REFUSED.
+pub fn fix_definition(instance_concurrency: usize) -> SagaDef<LifecyclePorts> {
+    SagaDef {
+        kind: FIX_KIND,
+        steps: steps(instance_concurrency),
+        recovery: Recovery::Forward,
+    }
+}
+
+/// The definition a change of `operation` runs under.
+pub fn definition_for(operation: ChangeOp, instance_concurrency: usize) -> SagaDef<LifecyclePorts> {
+    match operation {
+        ChangeOp::Fix => fix_definition(instance_concurrency),
+        _ => definition(instance_concurrency),
+    }
+}
+
+fn steps(c: usize) -> Vec<StepDef<LifecyclePorts>> {
+    vec![
+        StepDef::once("check", Arc::new(CheckStep)).without_side_effects(),
+        StepDef::per_target("detach_profiles", c, Arc::new(DetachProfiles)),
+        StepDef::per_target("detach_policy", c, Arc::new(DetachPolicy)),
+        StepDef::per_target("detach_association", c, Arc::new(DetachAssociation)),
+        StepDef::once("update_application", Arc::new(UpdateApplication)),
+        StepDef::per_target("attach_association", c, Arc::new(AttachAssociation)),
+        StepDef::per_target("attach_policy", c, Arc::new(AttachPolicy)),
+        StepDef::per_target("attach_profiles", c, Arc::new(AttachProfiles)),
+        StepDef::once("commit", Arc::new(Commit)),
+    ]
 }
 
 fn input(node: &NodeCtx) -> Result<ChangeInput, ErrorInfo> {

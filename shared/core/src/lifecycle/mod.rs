@@ -40,6 +40,7 @@ pub struct LifecyclePorts {
 pub fn definitions(instance_concurrency: usize) -> Vec<crate::saga::SagaDef<LifecyclePorts>> {
     vec![
         change::definition(instance_concurrency),
+        change::fix_definition(instance_concurrency),
         offboard::definition(),
         adopt::definition(),
     ]

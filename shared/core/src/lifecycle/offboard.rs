@@ -68,7 +68,7 @@ pub fn definition() -> SagaDef<LifecyclePorts> {
     SagaDef {
         kind: KIND,
         steps: vec![
-            StepDef::once("inventory", Arc::new(InventoryStep)),
+            StepDef::once("inventory", Arc::new(InventoryStep)).without_side_effects(),
             StepDef::once("revoke_profiles", Arc::new(RevokeProfiles)),
             StepDef::once("remove_statements", Arc::new(RemoveStatements)),
             StepDef::once("delete_associations", Arc::new(DeleteAssociations)),

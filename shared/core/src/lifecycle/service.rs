@@ -206,7 +206,7 @@ impl Lifecycle {
         key: Option<&str>,
         new_id: String,
     ) -> Result<Started, LifecycleError> {
-        let def = change::definition(1);
+        let def = change::definition_for(input.operation, 1);
         let encoded = encode_input(&input)?;
         self.submit(Submission {
             def: &def,
@@ -676,6 +676,7 @@ fn apply_edit(
 pub struct Sagas {
     pub onboard: Engine<OnboardPorts>,
     pub change: Engine<LifecyclePorts>,
+    pub fix: Engine<LifecyclePorts>,
     pub offboard: Engine<LifecyclePorts>,
     pub adopt: Engine<LifecyclePorts>,
 }
@@ -714,6 +715,7 @@ impl Sagas {
         };
         Sagas {
             change: engine(change::definition(c)),
+            fix: engine(change::fix_definition(c)),
             offboard: engine(offboard::definition()),
             adopt: engine(adopt::definition()),
             onboard: Engine::new(
@@ -754,12 +756,13 @@ impl Sagas {
         match kind {
             onboard::KIND => go!(self.onboard),
             change::KIND => go!(self.change),
+            change::FIX_KIND => go!(self.fix),
             offboard::KIND => go!(self.offboard),
             adopt::KIND => go!(self.adopt),
             other => Err(EngineError::KindMismatch {
                 id: id.to_string(),
                 found: other.to_string(),
-                expected: "onboard, change, offboard or adopt".into(),
+                expected: "onboard, change, fix, offboard or adopt".into(),
             }),
         }
     }
