@@ -180,6 +180,12 @@ impl Context {
         })
         .await?;
         self.restore_world(&running, &seed)?;
+        // Every write the sandbox acknowledges is in the world file first: a command killed
+        // right after a call must not leave its saga log ahead of the emulated AWS (issue 22.2).
+        let state_dir = self.global.state_dir.clone();
+        running.state().persist_with(Arc::new(move |snapshot| {
+            write_snapshot_file(snapshot, &state_dir)
+        }));
         for fault in &self.global.inject_fault {
             running.state().add_fault(fault.spec());
         }
@@ -339,7 +345,16 @@ pub fn save_world_file(
     sandbox: &SandboxHandle,
     state_dir: &std::path::Path,
 ) -> std::io::Result<()> {
-    let text = serde_json::to_string_pretty(&sandbox.snapshot()).map_err(std::io::Error::other)?;
+    write_snapshot_file(&sandbox.snapshot(), state_dir)
+}
+
+/// Write a sandbox snapshot to `state_dir`/[`WORLD_FILE`], atomically (temporary file, then
+/// rename).
+pub fn write_snapshot_file(
+    snapshot: &serde_json::Value,
+    state_dir: &std::path::Path,
+) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(snapshot).map_err(std::io::Error::other)?;
     std::fs::create_dir_all(state_dir)?;
     let tmp = state_dir.join(format!("{WORLD_FILE}.{}.tmp", std::process::id()));
     std::fs::write(&tmp, text)?;

@@ -37,6 +37,6 @@ pub use seed::{
     SeedConfig, DEMO_ACCOUNT, DEMO_INSTANCE_EAST, DEMO_INSTANCE_LEGACY, DEMO_INSTANCE_SUPPORT,
     DEMO_PROFILE_EAST_AGENT,
 };
-pub use server::{CallRecord, RunningSandbox, Sandbox, SandboxConfig, SandboxHandle};
+pub use server::{CallRecord, Persist, RunningSandbox, Sandbox, SandboxConfig, SandboxHandle};
 pub use throttle::{Rate, ServiceRates, ThrottleConfig};
 pub use wire::{ApiError, Service};

@@ -97,7 +97,24 @@ pub(crate) struct Inner {
     pub calls: Vec<CallRecord>,
     pub request_rng: fastrand::Rng,
     pub limits: Limits,
+    /// Called with the new [`SandboxHandle::snapshot`] after every call that changed the world,
+    /// before its response is sent (see [`SandboxHandle::persist_with`]).
+    pub persist: Option<PersistHook>,
 }
+
+/// [`Persist`] behind a name `Debug` can print.
+#[derive(Clone)]
+pub(crate) struct PersistHook(Persist);
+
+impl std::fmt::Debug for PersistHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PersistHook")
+    }
+}
+
+/// Saves a snapshot durably; an error fails the call that made the change (500), as a
+/// service that could not commit a write would.
+pub type Persist = Arc<dyn Fn(&serde_json::Value) -> std::io::Result<()> + Send + Sync>;
 
 /// State shared by the server and handles.
 #[derive(Debug)]
@@ -167,6 +184,15 @@ impl SandboxHandle {
     pub fn snapshot(&self) -> serde_json::Value {
         let inner = self.shared.lock();
         inner.world.snapshot(&inner.seed)
+    }
+
+    /// Persist the world before acknowledging any write: after every call that changed it (also
+    /// one whose response a fault then drops), `persist` gets the new snapshot, under the state
+    /// lock so snapshots are saved in order, before the response is sent. Real AWS never
+    /// forgets a write it acknowledged; with this the emulator does not either when its
+    /// process is killed right after answering.
+    pub fn persist_with(&self, persist: Persist) {
+        self.shared.lock().persist = Some(PersistHook(persist));
     }
 
     /// Replace the world (and the seed `reset` returns to) with a [`SandboxHandle::snapshot`];
@@ -242,6 +268,7 @@ impl Sandbox {
                 limits: Limits {
                     max_applications: config.max_applications,
                 },
+                persist: None,
             }),
             clock: config.clock,
         });
@@ -521,6 +548,27 @@ async fn serve_aws(
         Service::Connect => connect::execute(world, op, &call.labels, query, &body, now),
         Service::Iam => iam::execute(world, op, &call.iam_params),
     };
+    if outcome.is_ok() && changes_world(op) {
+        if let Some(persist) = inner.persist.clone() {
+            let snapshot = inner.world.snapshot(&inner.seed);
+            if let Err(e) = (persist.0)(&snapshot) {
+                let error = ApiError::new(
+                    "InternalServerError",
+                    500,
+                    &format!("the sandbox could not persist its world: {e}"),
+                );
+                record(
+                    &mut inner,
+                    service.name(),
+                    op,
+                    error.status,
+                    Some(&error),
+                    Some("persist_failed"),
+                );
+                return render_error(service, &request_id, &error);
+            }
+        }
+    }
     if let Some(error) = decision.drop_after {
         let applied = if outcome.is_ok() {
             "apply_then_drop"
@@ -552,9 +600,36 @@ async fn serve_aws(
     render(service, op, &request_id, outcome)
 }
 
+/// Whether `op` may change the world (so its success must be persisted before the answer).
+fn changes_world(op: &str) -> bool {
+    !["Get", "List", "Describe", "Search", "Simulate"]
+        .iter()
+        .any(|read| op.starts_with(read))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_do_not_count_as_changes() {
+        for read in [
+            "GetApplication",
+            "ListApplications",
+            "DescribeInstance",
+            "GetRolePolicy",
+        ] {
+            assert!(!changes_world(read), "{read}");
+        }
+        for write in [
+            "CreateApplication",
+            "PutRolePolicy",
+            "UpdateSecurityProfile",
+            "TagResource",
+        ] {
+            assert!(changes_world(write), "{write}");
+        }
+    }
 
     #[test]
     fn segments_decode_after_splitting() {

@@ -104,8 +104,8 @@ async fn a_second_submission_for_a_busy_namespace_is_refused() {
 }
 
 /// Two records for one namespace exist at once (two deployments with separate tables, or a
-/// guard bypassed): both run, exactly one wins, the loser rolls back as a conflict and leaves
-/// the winner's application alone.
+/// guard bypassed): both run, exactly one wins, the loser is refused or rolls back as a
+/// conflict and leaves the winner's application alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_sagas_racing_for_one_namespace_end_with_one_winner() {
     let h = Harness::start().await;
@@ -119,15 +119,16 @@ async fn two_sagas_racing_for_one_namespace_end_with_one_winner() {
         let idb = h.submit_to(other_store.as_ref(), &b).await;
         let (ea, eb) = (h.engine("wa"), h.engine_on(other_store.clone(), "wb"));
         let (sa, sb) = tokio::join!(run_to_end(&ea, &ida), run_to_end(&eb, &idb));
+        // The loser is refused by its preflight when the winner's application already exists
+        // by then, or rolls back when it gets as far as CreateApplication: both leave nothing.
+        let lost = |s: SagaStatus| matches!(s, SagaStatus::RolledBack | SagaStatus::Refused);
         let (winner_id, winner_spec, loser) = match (sa, sb) {
-            (SagaStatus::Succeeded, SagaStatus::RolledBack) => (
+            (SagaStatus::Succeeded, l) if lost(l) => (
                 ida.clone(),
                 &a,
                 other_store.get(&idb).await.unwrap().unwrap(),
             ),
-            (SagaStatus::RolledBack, SagaStatus::Succeeded) => {
-                (idb.clone(), &b, h.record(&ida).await)
-            }
+            (l, SagaStatus::Succeeded) if lost(l) => (idb.clone(), &b, h.record(&ida).await),
             other => panic!("round {round}: one winner, one loser: {other:?}"),
         };
         let cause = loser.cause.clone().unwrap();

@@ -438,3 +438,58 @@ async fn simulate_principal_policy_over_seeded_callers() {
         "{err:?}"
     );
 }
+
+/// Issue 22.2: the CLI saved the world file only after it heard of the saga's record write, so
+/// a process killed between an acknowledged call and that save forgot the write. The sandbox
+/// now hands every change to its persist hook before the response is sent; reads persist
+/// nothing, and a change whose response a fault drops is persisted too (it happened).
+#[tokio::test]
+async fn every_acknowledged_write_is_persisted_before_the_answer() {
+    use std::sync::{Arc, Mutex};
+    let env = start().await;
+    let saved: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let sink = saved.clone();
+    env.sandbox.state().persist_with(Arc::new(move |snapshot| {
+        sink.lock().unwrap().push(snapshot.clone());
+        Ok(())
+    }));
+    env.iam.get_role().role_name(EAST_SLR).send().await.unwrap();
+    assert!(saved.lock().unwrap().is_empty(), "a read persists nothing");
+    env.iam
+        .put_role_policy()
+        .role_name(EAST_SLR)
+        .policy_name("onboard-app")
+        .policy_document(DOC)
+        .send()
+        .await
+        .unwrap();
+    let last = saved
+        .lock()
+        .unwrap()
+        .last()
+        .cloned()
+        .expect("the write was persisted");
+    assert!(
+        last.to_string().contains("onboard-app"),
+        "the persisted world holds the acknowledged policy"
+    );
+
+    // A failing hook fails the call (as a service that could not commit would), so no write is
+    // ever acknowledged unsaved.
+    env.sandbox
+        .state()
+        .persist_with(Arc::new(|_| Err(std::io::Error::other("disk full"))));
+    let err = env
+        .iam
+        .put_role_policy()
+        .role_name(EAST_SLR)
+        .policy_name("onboard-app-2")
+        .policy_document(DOC)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.into_service_error().meta().code(),
+        Some("InternalServerError")
+    );
+}
