@@ -135,6 +135,9 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<u8, CliError> {
         clock,
         emf: Emf::discard("worker"),
         concurrency: 1,
+        // The in-process queue has no dead-letter queue: failures are reported and retried.
+        dead_letters: None,
+        poison: onboard_worker::poison::PoisonPolicy::default(),
     };
 
     let target = if ctx.sandbox() {

@@ -167,6 +167,8 @@ impl Harness {
             clock: self.clock.clone(),
             emf: Emf::capture("worker"),
             concurrency: 2,
+            dead_letters: None,
+            poison: onboard_worker::poison::PoisonPolicy::default(),
         }
     }
 

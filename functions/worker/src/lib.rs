@@ -6,15 +6,18 @@
 //!
 //! | situation | reported | why |
 //! |---|---|---|
-//! | body is not a `RunSagaMessage` | failed, reason logged | the redrive policy moves it to the DLQ, where it can be inspected |
-//! | saga unknown, or of a kind no engine runs | failed, reason logged | retrying will not help; the DLQ keeps it |
+//! | body is not a `RunSagaMessage` | parked on the DLQ at once with the reason ([`poison`]) | retrying will not help; the namespace must not wait |
+//! | saga unknown, or of a kind no engine runs | parked on the DLQ at once with the reason | as above |
 //! | saga finished, or leased by another worker | success (no-op) | redelivery must not fail the batch |
 //! | lease lost mid-run, re-drive of a saga no longer ROLLBACK_FAILED / NEEDS_ATTENTION | success (no-op) | another worker owns it / nothing to re-drive |
-//! | store failed | failed | SQS redelivers; the engine resumes from the record |
+//! | store failed | failed, back after 30 s, 60 s, …; parked on its third failed delivery | SQS redelivers; the engine resumes from the record; the reconciler re-sends a parked saga once it is stalled |
 //! | an earlier message of the same namespace failed in this batch | failed, not attempted | keeps FIFO order within the namespace |
 //!
 //! Messages of different namespaces in one batch run concurrently (at most `concurrency`
-//! namespaces at a time); messages of one namespace run in order.
+//! namespaces at a time); messages of one namespace run in order. Without a dead-letter port
+//! (`dead_letters: None`) nothing is parked or paced: the queue's redrive policy alone decides.
+
+pub mod poison;
 
 use std::sync::Arc;
 
@@ -29,6 +32,8 @@ use onboard_lambda_common::saga_metrics::{report_run, ticket_id};
 use onboard_lambda_common::{Emf, Metric};
 use tracing::Instrument;
 
+use crate::poison::{DeadLetters, PoisonPolicy};
+
 /// What became of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disposition {
@@ -37,6 +42,8 @@ pub enum Disposition {
     /// Failed: leave it on the queue for a retry and, after the redrive policy's maximum
     /// receive count, the DLQ.
     Failed(String),
+    /// Can never succeed (the saga does not exist, or no engine runs its kind): park it.
+    Hopeless(String),
 }
 
 /// The worker: one engine per saga kind over the saga store, plus what it needs for logs and
@@ -48,12 +55,26 @@ pub struct Worker {
     pub emf: Emf,
     /// Namespaces run at once within one batch.
     pub concurrency: usize,
+    /// Where hopeless and repeatedly failing messages are parked ([`poison`]).
+    pub dead_letters: Option<Arc<dyn DeadLetters>>,
+    pub poison: PoisonPolicy,
 }
 
 /// One parsed message of the batch.
 struct Item {
     message_id: String,
     message: RunSagaMessage,
+    receipt_handle: Option<String>,
+    /// `ApproximateReceiveCount`: 1 on the first delivery.
+    receive_count: u32,
+    body: String,
+}
+
+/// What became of one namespace's messages.
+#[derive(Default)]
+struct GroupResult {
+    failed: Vec<String>,
+    parked: usize,
 }
 
 impl Worker {
@@ -63,10 +84,16 @@ impl Worker {
         // Namespace groups in first-seen order, each in delivery order.
         let mut groups: Vec<(String, Vec<Item>)> = Vec::new();
         let mut rejected = 0.0;
+        let mut parked = 0usize;
         for record in event.records {
             // Lambda treats an empty identifier as "the whole batch failed": the safe answer
             // for a message we cannot name (SQS always sends an id).
             let message_id = record.message_id.unwrap_or_default();
+            let receive_count = record
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1);
             let parsed = record
                 .body
                 .as_deref()
@@ -80,6 +107,9 @@ impl Worker {
                     let item = Item {
                         message_id,
                         message,
+                        receipt_handle: record.receipt_handle.clone(),
+                        receive_count,
+                        body: record.body.clone().unwrap_or_default(),
                     };
                     match groups
                         .iter_mut()
@@ -91,24 +121,35 @@ impl Worker {
                 }
                 Err(reason) => {
                     rejected += 1.0;
+                    let body = record.body.as_deref().unwrap_or("");
                     tracing::error!(
                         message_id = %message_id,
                         reason = %reason,
-                        body = record.body.as_deref().map(|b| truncate(b, 512)).unwrap_or(""),
-                        "rejected an unreadable message; the queue's DLQ keeps it"
+                        body = truncate(body, 512),
+                        "rejected an unreadable message"
                     );
-                    failed.push(message_id);
+                    if self.park(&message_id, "unreadable", body, &reason).await {
+                        parked += 1;
+                    } else {
+                        failed.push(message_id);
+                    }
                 }
             }
         }
-        let results: Vec<Vec<String>> = stream::iter(groups)
+        let results: Vec<GroupResult> = stream::iter(groups)
             .map(|(_, items)| self.run_group(items))
             .buffer_unordered(self.concurrency.max(1))
             .collect()
             .await;
-        let retried: usize = results.iter().map(Vec::len).sum();
-        failed.extend(results.into_iter().flatten());
+        let retried: usize = results.iter().map(|r| r.failed.len()).sum();
+        for r in results {
+            parked += r.parked;
+            failed.extend(r.failed);
+        }
         let mut metrics = Vec::new();
+        if parked > 0 {
+            metrics.push(Metric::count("MessagesParked", parked as f64));
+        }
         if rejected > 0.0 {
             metrics.push(Metric::count("MessagesRejected", rejected));
         }
@@ -121,9 +162,11 @@ impl Worker {
         response
     }
 
-    /// Run one namespace's messages in order; after a failure the rest are not attempted.
-    async fn run_group(&self, items: Vec<Item>) -> Vec<String> {
-        let mut failed = Vec::new();
+    /// Run one namespace's messages in order; after a failure the rest are not attempted. A
+    /// hopeless message, or one failing for the `max_receives`-th time, is parked and the rest
+    /// go on; any other failure comes back after the policy's delay.
+    async fn run_group(&self, items: Vec<Item>) -> GroupResult {
+        let mut out = GroupResult::default();
         let mut blocked_by: Option<String> = None;
         for item in items {
             if let Some(first) = &blocked_by {
@@ -134,7 +177,8 @@ impl Worker {
                     "not attempted: message {first} of the same namespace failed earlier in this \
                      batch (FIFO order); it will be redelivered"
                 );
-                failed.push(item.message_id);
+                self.pace(&item).await;
+                out.failed.push(item.message_id);
                 continue;
             }
             let span = tracing::info_span!(
@@ -150,13 +194,70 @@ impl Worker {
                 .handle_message(&item.message)
                 .instrument(span.clone())
                 .await;
-            if let Disposition::Failed(reason) = outcome {
-                span.in_scope(|| tracing::error!(reason = %reason, "message failed"));
-                blocked_by = Some(item.message_id.clone());
-                failed.push(item.message_id);
+            let (reason, hopeless) = match outcome {
+                Disposition::Done => continue,
+                Disposition::Failed(reason) => (reason, false),
+                Disposition::Hopeless(reason) => (reason, true),
+            };
+            span.in_scope(|| tracing::error!(reason = %reason, hopeless, "message failed"));
+            let give_up = hopeless || item.receive_count >= self.poison.max_receives;
+            if give_up {
+                let why = if hopeless {
+                    reason
+                } else {
+                    format!(
+                        "failed {} deliveries, the last with: {reason}",
+                        item.receive_count
+                    )
+                };
+                let parked = self
+                    .park(&item.message_id, &item.message.namespace, &item.body, &why)
+                    .instrument(span)
+                    .await;
+                if parked {
+                    out.parked += 1;
+                    continue;
+                }
+            } else {
+                self.pace(&item).await;
+            }
+            blocked_by = Some(item.message_id.clone());
+            out.failed.push(item.message_id);
+        }
+        out
+    }
+
+    /// Park a message on the dead-letter queue; whether it was (without a port, never).
+    async fn park(&self, message_id: &str, group: &str, body: &str, reason: &str) -> bool {
+        let Some(dl) = &self.dead_letters else {
+            return false;
+        };
+        match dl.park(message_id, group, body, reason).await {
+            Ok(()) => {
+                tracing::error!(
+                    message_id,
+                    reason,
+                    "parked the message on the dead-letter queue (alarmed); its namespace goes on"
+                );
+                true
+            }
+            Err(e) => {
+                tracing::error!(message_id, error = %e, "could not park the message; the queue's redrive policy will");
+                false
             }
         }
-        failed
+    }
+
+    /// Bring a failed message back after the policy's delay rather than the queue's 30-minute
+    /// visibility timeout.
+    async fn pace(&self, item: &Item) {
+        let (Some(dl), Some(receipt)) = (&self.dead_letters, &item.receipt_handle) else {
+            return;
+        };
+        let delay = self.poison.delay(item.receive_count);
+        if let Err(e) = dl.retry_after(receipt, delay).await {
+            tracing::warn!(message_id = %item.message_id, error = %e, "could not shorten the retry delay; the queue's visibility timeout applies");
+        }
     }
 
     /// Run (or re-drive) the saga one message names.
@@ -164,7 +265,7 @@ impl Worker {
         let before = match self.store.get(&message.saga_id).await {
             Ok(Some(record)) => record,
             Ok(None) => {
-                return Disposition::Failed(format!(
+                return Disposition::Hopeless(format!(
                     "saga {} does not exist (the message outlived its saga, or names another \
                      deployment's saga)",
                     message.saga_id
@@ -220,7 +321,7 @@ impl Worker {
                 e @ (EngineError::NotFound(_)
                 | EngineError::KindMismatch { .. }
                 | EngineError::UnknownStep { .. }),
-            ) => Disposition::Failed(format!("{e}; retrying will not help")),
+            ) => Disposition::Hopeless(format!("{e}; retrying will not help")),
         }
     }
 }

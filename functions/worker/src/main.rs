@@ -5,7 +5,9 @@
 //! Environment: `TABLE_NAME` (required); optional `WORKER_CONCURRENCY` (namespaces run at once
 //! per batch, default 4), `INSTANCE_CONCURRENCY` (instances per fan-out step, default 4),
 //! `CONNECT_RATE_PER_SECOND` / `CONNECT_BURST` (client-side Connect limit, default 2 / 5),
-//! `LEASE_TTL_SECONDS` (default 300), `METRICS_NAMESPACE`, `AWS_LAMBDA_LOG_LEVEL` / `RUST_LOG`.
+//! `LEASE_TTL_SECONDS` (default 300), `METRICS_NAMESPACE`, `AWS_LAMBDA_LOG_LEVEL` / `RUST_LOG`;
+//! `QUEUE_URL` and `DEAD_LETTER_QUEUE_URL` for the poison-message path (both, or neither: then
+//! only the queue's redrive policy moves failing messages, after hours).
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use onboard_core::engine::EngineConfig;
 use onboard_core::lifecycle::service::{SagaSettings, Sagas};
 use onboard_core::onboard::OnboardConfig;
 use onboard_lambda_common::{clients, emf, logging, ConfigError, Emf, Env};
+use onboard_worker::poison::{DeadLetters, PoisonPolicy, SqsDeadLetters};
 use onboard_worker::Worker;
 
 async fn init(env: &Env) -> Result<Worker, ConfigError> {
@@ -66,12 +69,42 @@ async fn init(env: &Env) -> Result<Worker, ConfigError> {
             owner,
         },
     );
+    let dead_letters: Option<Arc<dyn DeadLetters>> =
+        match (env.get("QUEUE_URL"), env.get("DEAD_LETTER_QUEUE_URL")) {
+            (Some(queue_url), Some(dead_letter_url)) => Some(Arc::new(SqsDeadLetters {
+                client: aws_sdk_sqs::Client::new(&sdk),
+                queue_url,
+                dead_letter_url,
+            })),
+            (None, None) => {
+                tracing::warn!(
+                    "QUEUE_URL and DEAD_LETTER_QUEUE_URL are not set: a failing message holds its \
+                     namespace until the queue's redrive policy moves it"
+                );
+                None
+            }
+            (queue, dead) => {
+                let (name, value) = match (queue, dead) {
+                    (Some(q), None) => ("QUEUE_URL", q),
+                    (_, d) => ("DEAD_LETTER_QUEUE_URL", d.unwrap_or_default()),
+                };
+                return Err(ConfigError::Invalid {
+                    name: name.into(),
+                    value,
+                    why: "QUEUE_URL and DEAD_LETTER_QUEUE_URL go together (the run queue and its \
+                          dead-letter queue): set both or neither"
+                        .into(),
+                });
+            }
+        };
     Ok(Worker {
         sagas,
         store,
         clock,
         emf: Emf::stdout(&namespace, "worker"),
         concurrency,
+        dead_letters,
+        poison: PoisonPolicy::default(),
     })
 }
 

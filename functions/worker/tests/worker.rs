@@ -21,6 +21,7 @@ use onboard_core::store::{IdempotencyClaim, Page, SagaStore, StoreError};
 use onboard_core::testkit::fake_world::{self as fw, FakeWorld};
 use onboard_core::testkit::{FixedRandom, ManualClock, MemoryLocks, MemoryStore};
 use onboard_lambda_common::Emf;
+use onboard_worker::poison::{DeadLetters, PoisonPolicy};
 use onboard_worker::{Disposition, Worker};
 use serde_json::json;
 use tokio::sync::Barrier;
@@ -147,6 +148,8 @@ fn harness() -> Harness {
             clock,
             emf: Emf::capture("worker"),
             concurrency: 4,
+            dead_letters: None,
+            poison: PoisonPolicy::default(),
         },
     }
 }
@@ -339,7 +342,7 @@ async fn unknown_sagas_fail_and_redrives_of_healthy_sagas_are_no_ops() {
     };
     assert!(matches!(
         h.worker.handle_message(&ghost).await,
-        Disposition::Failed(reason) if reason.contains("does not exist")
+        Disposition::Hopeless(reason) if reason.contains("does not exist")
     ));
     let redrive = RunSagaMessage {
         action: RunAction::Redrive,
@@ -497,8 +500,138 @@ async fn a_saga_of_an_unknown_kind_fails_without_touching_aws() {
     let outcome = h.worker.handle_message(&message).await;
 
     assert!(
-        matches!(&outcome, Disposition::Failed(r) if r.contains("teleport") && r.contains("retrying will not help")),
+        matches!(&outcome, Disposition::Hopeless(r) if r.contains("teleport") && r.contains("retrying will not help")),
         "{outcome:?}"
     );
     assert!(h.world.call_log().is_empty(), "no AWS call");
+}
+
+/// What the worker did through its dead-letter port.
+#[derive(Default)]
+struct RecordingDeadLetters {
+    parked: Mutex<Vec<(String, String, String)>>,
+    paced: Mutex<Vec<(String, Duration)>>,
+}
+
+#[async_trait]
+impl DeadLetters for RecordingDeadLetters {
+    async fn park(&self, id: &str, group: &str, _body: &str, reason: &str) -> Result<(), String> {
+        self.parked
+            .lock()
+            .unwrap()
+            .push((id.to_string(), group.to_string(), reason.to_string()));
+        Ok(())
+    }
+    async fn retry_after(&self, receipt: &str, delay: Duration) -> Result<(), String> {
+        self.paced
+            .lock()
+            .unwrap()
+            .push((receipt.to_string(), delay));
+        Ok(())
+    }
+}
+
+fn with_dead_letters(mut h: Harness) -> (Harness, Arc<RecordingDeadLetters>) {
+    let dl = Arc::new(RecordingDeadLetters::default());
+    h.worker.dead_letters = Some(dl.clone());
+    (h, dl)
+}
+
+/// `event` with each message's `ApproximateReceiveCount`.
+fn event_received(messages: &[(&str, String, u32)]) -> SqsEvent {
+    let mut e = event(
+        &messages
+            .iter()
+            .map(|(id, b, _)| (*id, b.clone()))
+            .collect::<Vec<_>>(),
+    );
+    for (r, (_, _, n)) in e.records.iter_mut().zip(messages) {
+        r.attributes
+            .insert("ApproximateReceiveCount".into(), n.to_string());
+    }
+    e
+}
+
+/// Issue 15 (poison messages): a message that can never succeed used to fail on every
+/// delivery and hold its namespace's FIFO group for visibility timeout × maxReceiveCount
+/// (about 2.5 h) before the redrive policy moved it. It is now parked on the dead-letter queue
+/// at once, with the reason, and the next message of the namespace runs in the same batch.
+#[tokio::test]
+async fn a_hopeless_message_is_parked_at_once_and_its_namespace_goes_on() {
+    let (h, dl) = with_dead_letters(harness());
+    let good = h.submit("https://crm.example.com/agent").await;
+    let ghost = RunSagaMessage {
+        saga_id: "sg-does-not-exist".into(),
+        ..good.clone()
+    };
+    let resp = h
+        .worker
+        .handle(event(&[
+            ("ghost", body(&ghost)),
+            ("garbage", "{not json".into()),
+            ("good", body(&good)),
+        ]))
+        .await;
+    assert!(failures(&resp).is_empty(), "{:?}", failures(&resp));
+    assert_eq!(h.status(&good.saga_id).await, SagaStatus::Succeeded);
+    let parked = dl.parked.lock().unwrap().clone();
+    let ids: BTreeSet<&str> = parked.iter().map(|(id, _, _)| id.as_str()).collect();
+    assert_eq!(ids, BTreeSet::from(["ghost", "garbage"]));
+    let ghost_reason = &parked.iter().find(|p| p.0 == "ghost").unwrap().2;
+    assert!(ghost_reason.contains("does not exist"), "{ghost_reason}");
+    assert_eq!(
+        parked.iter().find(|p| p.0 == "garbage").unwrap().1,
+        "unreadable"
+    );
+    assert_eq!(h.worker.emf.total("MessagesParked"), 2.0);
+}
+
+/// A message failing for a reason that may pass comes back after a short growing delay (not
+/// the 30-minute visibility timeout), its namespace held meanwhile; on its third failed
+/// delivery it is parked and the namespace goes on. The saga stays runnable for the reconciler.
+#[tokio::test]
+async fn a_message_that_keeps_failing_is_paced_then_parked_on_its_third_delivery() {
+    let (h, dl) = with_dead_letters(harness());
+    let a = h.submit("https://crm.example.com/agent").await;
+    h.store.failing.lock().unwrap().insert(a.saga_id.clone());
+    let a_later = RunSagaMessage {
+        action: RunAction::Run,
+        ..a.clone()
+    };
+
+    for n in 1..=2u32 {
+        let resp = h
+            .worker
+            .handle(event_received(&[
+                ("a1", body(&a), n),
+                ("a2", body(&a_later), 1),
+            ]))
+            .await;
+        let mut got = failures(&resp);
+        got.sort();
+        assert_eq!(got, ["a1", "a2"], "delivery {n}: held, in order");
+        let paced = dl.paced.lock().unwrap().clone();
+        let a1 = paced.iter().rev().find(|(r, _)| r == "rh-a1").unwrap().1;
+        assert_eq!(a1, PoisonPolicy::default().delay(n), "delivery {n}");
+        assert!(dl.parked.lock().unwrap().is_empty());
+    }
+
+    let resp = h
+        .worker
+        .handle(event_received(&[
+            ("a1", body(&a), 3),
+            ("a2", body(&a_later), 1),
+        ]))
+        .await;
+    // a1 is parked; a2 runs next and fails in turn (the store still fails), for its first time.
+    assert_eq!(failures(&resp), ["a2"]);
+    let parked = dl.parked.lock().unwrap().clone();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].0, "a1");
+    assert_eq!(parked[0].1, a.namespace);
+    assert!(
+        parked[0].2.contains("failed 3 deliveries"),
+        "{}",
+        parked[0].2
+    );
 }

@@ -106,7 +106,7 @@ pub fn resend_deduplication_id(message: &RunSagaMessage, now_ms: u64) -> String 
 /// `value` if it is a valid SQS id (1–128 characters, alphanumerics and ASCII punctuation);
 /// otherwise a deterministic stand-in: its valid characters' first 63, `~`, and the SHA-256 hex
 /// of the whole value.
-fn sqs_id(value: &str) -> String {
+pub fn sqs_id(value: &str) -> String {
     let valid = |c: char| c.is_ascii_alphanumeric() || c.is_ascii_punctuation();
     if !value.is_empty() && value.len() <= SQS_ID_MAX && value.chars().all(valid) {
         return value.to_string();
