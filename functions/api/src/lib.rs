@@ -139,6 +139,7 @@ pub fn router(api: Arc<Api>) -> Router {
     let (router, _) = api_routes().split_for_parts();
     router
         .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(request_span))
         .with_state(api)

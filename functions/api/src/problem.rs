@@ -25,6 +25,8 @@ pub enum Kind {
     BadSignature,
     /// 404: no such saga, webhook source or route.
     NotFound,
+    /// 405: the route exists, but not for this method.
+    MethodNotAllowed,
     /// 409: the idempotency key (or ticket) was used with a different request.
     IdempotencyConflict,
     /// 409: a request with the same key is still being recorded.
@@ -64,6 +66,7 @@ impl Kind {
             Kind::Unauthenticated => "urn:connect-onboarding:problem:unauthenticated",
             Kind::BadSignature => "urn:connect-onboarding:problem:bad-signature",
             Kind::NotFound => "urn:connect-onboarding:problem:not-found",
+            Kind::MethodNotAllowed => "urn:connect-onboarding:problem:method-not-allowed",
             Kind::IdempotencyConflict => "urn:connect-onboarding:problem:idempotency-conflict",
             Kind::InProgress => "urn:connect-onboarding:problem:request-in-progress",
             Kind::NamespaceBusy => "urn:connect-onboarding:problem:namespace-busy",
@@ -88,6 +91,7 @@ impl Kind {
             Kind::Unauthenticated => "No authenticated principal",
             Kind::BadSignature => "The webhook signature did not verify",
             Kind::NotFound => "Not found",
+            Kind::MethodNotAllowed => "The route does not take this method",
             Kind::IdempotencyConflict => "The idempotency key was used for a different request",
             Kind::InProgress => "A request with this idempotency key is in progress",
             Kind::NamespaceBusy => "The namespace is held by another saga",
@@ -110,6 +114,7 @@ impl Kind {
             Kind::Validation | Kind::BadRequest => StatusCode::BAD_REQUEST,
             Kind::Unauthenticated | Kind::BadSignature => StatusCode::UNAUTHORIZED,
             Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Kind::IdempotencyConflict
             | Kind::InProgress
             | Kind::NamespaceBusy

@@ -733,6 +733,17 @@ pub async fn openapi_json() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], doc.clone()).into_response()
 }
 
+/// 405 for a known route asked with another method, as problem+json (axum's own answer has no
+/// body, which a client cannot act on).
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    ApiProblem::new(
+        Kind::MethodNotAllowed,
+        format!("{} does not take {method}", uri.path()),
+    )
+    .fix("See GET /openapi.json for the methods of each route.")
+    .into_response()
+}
+
 /// 404 for anything else, as problem+json.
 pub async fn not_found(uri: axum::http::Uri) -> Response {
     ApiProblem::new(Kind::NotFound, format!("no route for {}", uri.path()))

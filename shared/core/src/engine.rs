@@ -713,6 +713,7 @@ impl<C: ?Sized + Send + Sync + 'static> Run<'_, C> {
             target: node.and_then(|n| n.target.clone()),
             outputs: Arc::new(outputs),
             attempt: node.map_or(1, |n| n.attempts),
+            worker: self.engine.owner.clone(),
         };
         (ctx, node.and_then(|n| n.output.clone()))
     }

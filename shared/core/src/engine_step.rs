@@ -516,7 +516,7 @@ impl<C: ?Sized + Send + Sync + 'static> StepRunner<C> {
                 Ok(())
             })
             .await?;
-        let (node_ctx, output) = node_ctx(&marked, idx);
+        let (node_ctx, output) = node_ctx(&marked, idx, owner);
         let result = match phase {
             Phase::Forward => step.action.run(&self.ctx, &node_ctx).await,
             Phase::Undo => step
@@ -858,7 +858,7 @@ fn first_undo_start(r: &SagaRecord, key: &str) -> Option<u64> {
 }
 
 /// The context for node `idx` and its recorded output (for the undo).
-fn node_ctx(r: &SagaRecord, idx: usize) -> (NodeCtx, Option<Value>) {
+fn node_ctx(r: &SagaRecord, idx: usize, owner: &str) -> (NodeCtx, Option<Value>) {
     let outputs: BTreeMap<String, Value> = r
         .nodes
         .iter()
@@ -872,6 +872,7 @@ fn node_ctx(r: &SagaRecord, idx: usize) -> (NodeCtx, Option<Value>) {
         target: node.and_then(|n| n.target.clone()),
         outputs: Arc::new(outputs),
         attempt: node.map_or(1, |n| n.attempts),
+        worker: owner.to_string(),
     };
     (ctx, node.and_then(|n| n.output.clone()))
 }

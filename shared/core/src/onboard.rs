@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::clock::Clock;
 use crate::error::{ErrorInfo, ErrorKind, StepError};
-use crate::locks::{with_lock, ResourceLocks};
+use crate::locks::{with_lock, LockGuard, ResourceLocks};
 use crate::policy::{self, INLINE_POLICY_BUDGET, POLICY_NAME};
 use crate::ports::{
     AppIntegrationsPort, AppRef, AssociationRef, ConnectPort, CreateApplication, IamPort,
@@ -43,19 +43,27 @@ pub struct OnboardPorts {
 }
 
 impl OnboardPorts {
-    /// Run `edit` holding the lock on `resource` for this node.
-    pub(crate) async fn locked<T, F, Fut>(
-        &self,
+    /// Run `edit` holding the lock on `resource` for this node; `edit` renews it right before
+    /// its write ([`LockGuard::renew`]).
+    pub(crate) async fn locked<'a, T, F, Fut>(
+        &'a self,
         node: &NodeCtx,
         resource: &str,
         edit: F,
     ) -> Result<T, ErrorInfo>
     where
-        F: FnOnce() -> Fut + Send,
+        F: FnOnce(LockGuard<'a>) -> Fut + Send,
         Fut: std::future::Future<Output = Result<T, ErrorInfo>> + Send,
         T: Send,
     {
-        let owner = format!("{}/{}", node.saga_id, node.target.as_deref().unwrap_or("-"));
+        // The worker too: a worker taken over after a stall must not share its successor's
+        // lock (nor renew it as if it were its own).
+        let owner = format!(
+            "{}/{}/{}",
+            node.saga_id,
+            node.target.as_deref().unwrap_or("-"),
+            node.worker
+        );
         with_lock(
             self.locks.as_ref(),
             self.clock.as_ref(),
@@ -468,8 +476,8 @@ impl StepAction<OnboardPorts> for SlrPolicyStep {
         let role = &facts.role_name;
         let statement = policy::app_statement(&app.id, &app.arn);
         let previous_document = ports
-            .locked(node, &role_lock(role), || {
-                add_statement(ports, instance, role, &statement)
+            .locked(node, &role_lock(role), |guard| {
+                add_statement(ports, instance, role, &statement, guard)
             })
             .await?;
         encode(&PolicyGrant {
@@ -505,8 +513,8 @@ impl StepAction<OnboardPorts> for SlrPolicyStep {
             }
         };
         ports
-            .locked(node, &role_lock(&grant.role_name), || {
-                remove_statement(ports, &grant)
+            .locked(node, &role_lock(&grant.role_name), |guard| {
+                remove_statement(ports, &grant, guard)
             })
             .await
     }
@@ -519,6 +527,7 @@ pub(crate) async fn add_statement(
     instance: &str,
     role: &str,
     statement: &Value,
+    guard: LockGuard<'_>,
 ) -> Result<Option<String>, ErrorInfo> {
     let usage = policy::inline_usage(ports.iam.as_ref(), role).await?;
     let current = usage.ours.clone();
@@ -546,6 +555,7 @@ pub(crate) async fn add_statement(
              policies from {role}."
         )));
     }
+    guard.renew().await?;
     ports.iam.put_role_policy(role, POLICY_NAME, &next).await?;
     Ok(current)
 }
@@ -554,6 +564,7 @@ pub(crate) async fn add_statement(
 pub(crate) async fn remove_statement(
     ports: &OnboardPorts,
     grant: &PolicyGrant,
+    guard: LockGuard<'_>,
 ) -> Result<(), ErrorInfo> {
     let role = &grant.role_name;
     let Some(current) = ports.iam.get_role_policy(role, &grant.policy_name).await? else {
@@ -563,7 +574,9 @@ pub(crate) async fn remove_statement(
         // Nothing of ours: leave the document byte for byte as it is.
         return Ok(());
     }
-    match policy::without_statement(&current, &grant.sid)? {
+    let next = policy::without_statement(&current, &grant.sid)?;
+    guard.renew().await?;
+    match next {
         Some(next) => {
             // Same statements as before the saga: give back the exact previous text.
             let next = match &grant.previous_document {
@@ -600,6 +613,7 @@ pub(crate) async fn grant_profile(
     instance: &str,
     profile: &str,
     namespace: &str,
+    guard: LockGuard<'_>,
 ) -> Result<(), ErrorInfo> {
     let mut apps = ports
         .connect
@@ -624,6 +638,7 @@ pub(crate) async fn grant_profile(
         permissions: vec!["ACCESS".into()],
         kind: None,
     });
+    guard.renew().await?;
     ports
         .connect
         .set_profile_applications(instance, profile, &apps)
@@ -636,6 +651,7 @@ pub(crate) async fn revoke_profile(
     instance: &str,
     profile: &str,
     namespace: &str,
+    guard: LockGuard<'_>,
 ) -> Result<(), ErrorInfo> {
     let apps = match ports.connect.profile_applications(instance, profile).await {
         Ok(apps) => apps,
@@ -649,6 +665,7 @@ pub(crate) async fn revoke_profile(
         .into_iter()
         .filter(|a| a.namespace != namespace)
         .collect();
+    guard.renew().await?;
     ports
         .connect
         .set_profile_applications(instance, profile, &rest)
@@ -662,8 +679,8 @@ impl StepAction<OnboardPorts> for ProfilesStep {
         let profiles = requested_profiles(node, instance)?;
         for profile in &profiles {
             ports
-                .locked(node, &profile_lock(instance, profile), || {
-                    grant_profile(ports, instance, profile, &node.namespace)
+                .locked(node, &profile_lock(instance, profile), |guard| {
+                    grant_profile(ports, instance, profile, &node.namespace, guard)
                 })
                 .await?;
         }
@@ -689,8 +706,8 @@ impl StepAction<OnboardPorts> for ProfilesStep {
                 continue;
             }
             ports
-                .locked(node, &profile_lock(instance, &profile), || {
-                    revoke_profile(ports, instance, &profile, &node.namespace)
+                .locked(node, &profile_lock(instance, &profile), |guard| {
+                    revoke_profile(ports, instance, &profile, &node.namespace, guard)
                 })
                 .await?;
         }

@@ -26,6 +26,9 @@ pub struct NodeCtx {
     pub outputs: Arc<BTreeMap<String, Value>>,
     /// 1 for the first attempt of this node, counted across resumes.
     pub attempt: u32,
+    /// The worker (engine owner) running the node: part of the resource-lock owner, so a
+    /// stale worker and the one that took its saga over never share a lock.
+    pub worker: String,
 }
 
 impl NodeCtx {

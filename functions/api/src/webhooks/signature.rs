@@ -57,6 +57,10 @@ impl SignatureConfig {
     }
 }
 
+/// Signatures one header may list (a sender signing with the old and the new secret during a
+/// rotation needs two).
+pub const MAX_SIGNATURES: usize = 4;
+
 /// The signature header value for `body` sent at `timestamp` (for senders and tests).
 pub fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
     match <HmacSha256 as KeyInit>::new_from_slice(secret) {
@@ -101,10 +105,22 @@ pub fn verify(
             cfg.tolerance_secs
         ));
     }
+    // Every candidate costs an HMAC over the whole body per secret, unauthenticated: only a
+    // few are checked, and only well-formed ones (64 hex digits; "" and other lengths never
+    // match a SHA-256 MAC).
+    let listed = sig_raw.split(',').count();
+    if listed > MAX_SIGNATURES {
+        return Err(format!(
+            "the {} header lists {listed} signatures; at most {MAX_SIGNATURES} are accepted \
+             (one per secret in rotation)",
+            cfg.signature_header
+        ));
+    }
     let candidates: Vec<Vec<u8>> = sig_raw
         .split(',')
         .map(|s| s.trim())
         .map(|s| s.strip_prefix("sha256=").unwrap_or(s))
+        .filter(|s| s.len() == 64)
         .filter_map(|s| hex::decode(s).ok())
         .collect();
     if candidates.is_empty() {
@@ -184,5 +200,23 @@ mod tests {
         assert!(err.contains("seconds"), "{err}");
         let err = verify(&cfg, &HeaderMap::new(), body, 1000).unwrap_err();
         assert!(err.contains("missing"), "{err}");
+    }
+
+    /// Issue 21: a header of thousands of commas (the empty string hex-decodes) against a
+    /// 256 KiB body cost an HMAC per candidate per secret, unauthenticated. Now more than
+    /// MAX_SIGNATURES entries are refused before any HMAC, and malformed entries are skipped.
+    #[test]
+    fn a_header_of_many_candidates_is_refused_before_any_hmac() {
+        let cfg = SignatureConfig::new(b"secret".to_vec());
+        let body = b"{}";
+        let ts = "1700000000";
+        let commas = ",".repeat(5000);
+        let err = verify(&cfg, &headers(ts, &commas), body, 1_700_000_000).unwrap_err();
+        assert!(err.contains("at most 4"), "{err}");
+        let good = sign(b"secret", ts, body);
+        let rotated = format!("sha256=00,{good}");
+        verify(&cfg, &headers(ts, &rotated), body, 1_700_000_000).unwrap();
+        let err = verify(&cfg, &headers(ts, ",,"), body, 1_700_000_000).unwrap_err();
+        assert!(err.contains("not sha256=<hex>"), "{err}");
     }
 }

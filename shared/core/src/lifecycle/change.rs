@@ -283,8 +283,8 @@ async fn revoke_all(
     for profile in profiles {
         ports
             .aws
-            .locked(node, &profile_lock(instance, profile), || {
-                revoke_profile(&ports.aws, instance, profile, &node.namespace)
+            .locked(node, &profile_lock(instance, profile), |guard| {
+                revoke_profile(&ports.aws, instance, profile, &node.namespace, guard)
             })
             .await?;
     }
@@ -300,8 +300,8 @@ async fn grant_all(
     for profile in profiles {
         ports
             .aws
-            .locked(node, &profile_lock(instance, profile), || {
-                grant_profile(&ports.aws, instance, profile, &node.namespace)
+            .locked(node, &profile_lock(instance, profile), |guard| {
+                grant_profile(&ports.aws, instance, profile, &node.namespace, guard)
             })
             .await?;
     }
@@ -322,8 +322,8 @@ async fn ensure_statement(
     let statement = policy::app_statement(&state.app.id, &state.app.arn);
     ports
         .aws
-        .locked(node, &role_lock(&role), || {
-            add_statement(&ports.aws, instance, &role, &statement)
+        .locked(node, &role_lock(&role), |guard| {
+            add_statement(&ports.aws, instance, &role, &statement, guard)
         })
         .await
         .map(|_| ())
@@ -347,8 +347,8 @@ async fn drop_statement(
     };
     ports
         .aws
-        .locked(node, &role_lock(&role), || {
-            remove_statement(&ports.aws, &grant)
+        .locked(node, &role_lock(&role), |guard| {
+            remove_statement(&ports.aws, &grant, guard)
         })
         .await
 }

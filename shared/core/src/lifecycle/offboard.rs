@@ -221,8 +221,8 @@ impl StepAction<LifecyclePorts> for RevokeProfiles {
             for profile in &found.profiles {
                 ports
                     .aws
-                    .locked(node, &profile_lock(instance, profile), || {
-                        revoke_profile(&ports.aws, instance, profile, &node.namespace)
+                    .locked(node, &profile_lock(instance, profile), |guard| {
+                        revoke_profile(&ports.aws, instance, profile, &node.namespace, guard)
                     })
                     .await
                     .map_err(|e| remaining(e, &inv, "security-profile entries"))?;
@@ -265,8 +265,8 @@ impl StepAction<LifecyclePorts> for RemoveStatements {
             };
             ports
                 .aws
-                .locked(node, &role_lock(role), || {
-                    remove_statement(&ports.aws, &grant)
+                .locked(node, &role_lock(role), |guard| {
+                    remove_statement(&ports.aws, &grant, guard)
                 })
                 .await
                 .map_err(|e| remaining(e, &inv, "SLR policy statements"))?;
