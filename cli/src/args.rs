@@ -192,6 +192,18 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub webhook_secret: Option<String>,
+    /// A principal (the X-Onboard-Principal value) that may read and change every application
+    /// and adopt; everyone else only what they own. Repeatable.
+    #[arg(long = "admin", value_name = "PRINCIPAL")]
+    pub admins: Vec<String>,
+    /// A group (X-Onboard-Groups) whose members are administrators. Repeatable.
+    #[arg(long = "admin-group", value_name = "GROUP")]
+    pub admin_groups: Vec<String>,
+    /// Another Host the server answers to besides 127.0.0.1, localhost and [::1] on its port
+    /// (e.g. a name in /etc/hosts); any other Host is refused, which stops DNS rebinding.
+    /// Repeatable.
+    #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
+    pub allow_hosts: Vec<String>,
 }
 
 #[derive(Debug, Args)]

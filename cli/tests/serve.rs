@@ -51,8 +51,14 @@ struct Server {
 impl Server {
     /// Start it on a free port and wait for the ready line.
     fn start(state: &TempDir) -> Server {
+        Self::start_with(state, &[])
+    }
+
+    /// [`Server::start`] with more `serve` arguments.
+    fn start_with(state: &TempDir, extra: &[&str]) -> Server {
         let mut child = onboard(state)
             .args(["serve", "--sandbox", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
@@ -143,7 +149,8 @@ impl Response {
     }
 }
 
-/// One HTTP/1.1 request on a fresh connection.
+/// One HTTP/1.1 request on a fresh connection, as [`PRINCIPAL`] unless `headers` name another
+/// `x-onboard-principal` (an empty one sends none).
 async fn call(
     server: &Server,
     method: &str,
@@ -162,7 +169,10 @@ async fn call(
         .method(method)
         .uri(path)
         .header("host", server.authority());
-    for (k, v) in headers {
+    if !headers.iter().any(|(k, _)| *k == "x-onboard-principal") {
+        req = req.header("x-onboard-principal", PRINCIPAL);
+    }
+    for (k, v) in headers.iter().filter(|(_, v)| !v.is_empty()) {
         req = req.header(*k, *v);
     }
     let resp = sender
@@ -276,7 +286,10 @@ async fn serve_runs_a_submitted_saga_and_answers_with_problems() {
         &server,
         "POST",
         "/applications",
-        &[("content-type", "application/json")],
+        &[
+            ("content-type", "application/json"),
+            ("x-onboard-principal", ""),
+        ],
         std::fs::read(example("knowledge-tool.json")).unwrap(),
     )
     .await;
@@ -311,7 +324,9 @@ async fn serve_resumes_a_pending_saga_left_in_the_store() {
             .await
             .unwrap();
     }
-    let mut server = Server::start(&state);
+    // The saga was recorded by another principal (the spec's requester): the local operator
+    // reads it as an administrator.
+    let mut server = Server::start_with(&state, &["--admin", PRINCIPAL]);
     assert!(
         server
             .seen
@@ -484,5 +499,73 @@ async fn serve_runs_lifecycle_sagas_and_keeps_the_sandbox_world_saved() {
         world["applications"].as_object().unwrap().is_empty(),
         "{}",
         world["applications"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_lets_only_the_owner_and_an_admin_read_or_change_an_application() {
+    const ADMIN: &str = "admin@example.com";
+    let state = TempDir::new().unwrap();
+    let server = Server::start_with(&state, &["--admin", ADMIN]);
+    let accepted = submit(&server, "crm-panel.json").await;
+    let app = accepted.json()["sagaId"].as_str().unwrap().to_string();
+    assert_onboarded(&poll_until_done(&server, accepted.header("location")).await);
+    let world_file = state.path().join("sandbox-world.json");
+    let world_before = std::fs::read_to_string(&world_file).unwrap();
+
+    let mallory = [
+        ("x-onboard-principal", "mallory@example.com"),
+        ("content-type", "application/json"),
+    ];
+    let pause = format!("/applications/{app}/instances/22222222-2222-4222-8222-222222222222/pause");
+    for (method, path, body) in [
+        ("GET", format!("/applications/{app}"), ""),
+        ("GET", "/applications".to_string(), ""),
+        ("POST", pause.clone(), ""),
+        (
+            "PATCH",
+            format!("/applications/{app}"),
+            r#"{"displayName": "Hijacked"}"#,
+        ),
+        ("DELETE", format!("/applications/{app}"), ""),
+    ] {
+        let r = call(&server, method, &path, &mallory, body.as_bytes().to_vec()).await;
+        if path == "/applications" {
+            assert_eq!(r.status, 200);
+            assert_eq!(
+                r.json()["items"],
+                serde_json::json!([]),
+                "a stranger lists nothing"
+            );
+            continue;
+        }
+        assert_eq!(
+            r.status,
+            403,
+            "{method} {path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.json()["type"], "urn:connect-onboarding:problem:forbidden");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&world_file).unwrap(),
+        world_before,
+        "the sandbox world is unchanged"
+    );
+
+    let r = call(
+        &server,
+        "POST",
+        &pause,
+        &[("x-onboard-principal", ADMIN)],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let view = poll_until_done(&server, r.header("location")).await;
+    assert_eq!(view["status"], "SUCCEEDED", "{view:#}");
+    assert_eq!(
+        view["log"][0]["detail"],
+        "admin@example.com may change: rule admin"
     );
 }

@@ -80,6 +80,11 @@ pub fn refused(e: LifecycleError, what: &str) -> CliError {
         },
         LifecycleError::Refused(e) => CliError::Submit(e),
         LifecycleError::Store(e) => CliError::Store(e),
+        // The CLI acts as the local operator and is never checked; kept total.
+        LifecycleError::Forbidden(d) => CliError::Config {
+            message: d.to_string(),
+            fix: format!("Ask {}.", d.who_may),
+        },
         // The in-process queue never refuses; kept total for other queues.
         LifecycleError::NotQueued { saga_id, error } => CliError::Config {
             message: format!("saga {saga_id} was recorded but not queued: {error}"),

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use onboard_api::{Api, PrincipalConfig, WebhookConfig};
+use onboard_core::access::AccessPolicy;
 use onboard_core::clock::{Clock, SystemClock};
 use onboard_core::error::ErrorInfo;
 use onboard_core::idempotency::IdempotencyConfig;
@@ -121,6 +122,10 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<u8, CliError> {
         WebhookConfig::new(secret.as_bytes()),
     );
     api.emf = Emf::discard("api");
+    api.access = Arc::new(AccessPolicy {
+        admin_principals: args.admins.iter().cloned().collect(),
+        admin_groups: args.admin_groups.iter().cloned().collect(),
+    });
     // POST /preflight runs the saga's checks read-only on the same target, plus permissions
     // and framing.
     api.preflight_aws = Some(crate::commands::plan::preflight_ports(&world)?);

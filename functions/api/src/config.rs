@@ -12,6 +12,8 @@
 //! | `JIRA_APPROVED_STATUSES` | no | comma-separated status names that mean approved (default `Approved`) |
 //! | `BODY_LIMIT_BYTES` | no | largest request body (default 262144) |
 //! | `TRUST_PRINCIPAL_HEADER` | no | `true` to accept `X-Onboard-Principal` when the request has no API Gateway identity (local use only; default `false`) |
+//! | `ADMIN_PRINCIPALS` | no | comma-separated principals (as recorded: IAM ARN, JWT claim) that may read and change every application and adopt; everyone else only what they own |
+//! | `ADMIN_GROUPS` | no | comma-separated groups (JWT `cognito:groups`/`groups` claim, authorizer `groups` field) whose members are administrators |
 //! | `METRICS_NAMESPACE` | no | CloudWatch namespace of the EMF metrics |
 //! | `PREFLIGHT_FETCH` | no | `true` to fetch the spec's access URL in `POST /preflight` and warn when the agent workspace cannot iframe it (default `false`); public addresses only, every redirect hop checked |
 //! | `PREFLIGHT_AWS` | no | `true` to run the saga's preflight in `POST /preflight` against AWS with the function's role (read-only: DescribeInstance, ListApplications, ListRolePolicies/GetRolePolicy, ListSecurityProfileApplications, and SimulatePrincipalPolicy for the caller) and return `findings` (default `false`) |
@@ -24,6 +26,7 @@ use std::time::Duration;
 
 use axum::http::HeaderName;
 use onboard_aws::page_fetcher::{FetchLimits, ReqwestPageFetcher};
+use onboard_core::access::AccessPolicy;
 use onboard_core::clock::Clock;
 use onboard_core::idempotency::IdempotencyConfig;
 use onboard_core::onboard::{self, OnboardConfig};
@@ -144,5 +147,9 @@ pub fn api_from_env(
         new_id: Box::new(random_saga_id),
         fetcher,
         preflight_aws: None,
+        access: Arc::new(AccessPolicy::from_lists(
+            &env.get("ADMIN_PRINCIPALS").unwrap_or_default(),
+            &env.get("ADMIN_GROUPS").unwrap_or_default(),
+        )),
     })
 }

@@ -28,6 +28,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use onboard_core::access::AccessPolicy;
 use onboard_core::preflight::{PageFetcher, PreflightPorts};
 use onboard_core::service::Onboarding;
 use onboard_lambda_common::Emf;
@@ -36,6 +37,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub mod access;
 pub mod config;
 pub mod lifecycle_routes;
 pub mod principal;
@@ -68,6 +70,8 @@ pub struct Api {
     /// Read-only AWS ports (and the permission simulator) so `POST /preflight` runs the saga's
     /// own preflight against the real instances; `None` (the default) keeps it offline.
     pub preflight_aws: Option<PreflightPorts>,
+    /// Who may act on every application besides its owners (default: nobody).
+    pub access: Arc<AccessPolicy>,
 }
 
 impl Api {
@@ -88,6 +92,7 @@ impl Api {
             new_id: Box::new(random_saga_id),
             fetcher: None,
             preflight_aws: None,
+            access: Arc::new(AccessPolicy::default()),
         }
     }
 }

@@ -24,9 +24,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
+use crate::access;
 use crate::problem::{ApiProblem, Kind};
 use crate::routes::{body, caller, idempotency_key, refused};
 use crate::Api;
+use onboard_core::access::Action;
 
 /// 202 answer to a lifecycle request.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -104,7 +106,7 @@ struct DriftFailureDoc {
 }
 
 /// A refused lifecycle request as problem+json.
-pub(crate) fn lifecycle_problem(e: LifecycleError) -> ApiProblem {
+pub(crate) fn lifecycle_problem(api: &Api, e: LifecycleError) -> ApiProblem {
     let detail = e.to_string();
     match e {
         LifecycleError::NotFound(id) => ApiProblem::new(Kind::NotFound, detail)
@@ -139,6 +141,7 @@ pub(crate) fn lifecycle_problem(e: LifecycleError) -> ApiProblem {
         LifecycleError::Invalid(errors) => invalid(errors),
         LifecycleError::Refused(e) => refused(e),
         LifecycleError::Store(e) => ApiProblem::store(e),
+        LifecycleError::Forbidden(d) => access::forbidden(api, d),
         // Answered as an accepted request by `accepted`; kept total.
         LifecycleError::NotQueued { saga_id, .. } => {
             ApiProblem::new(Kind::Unavailable, detail).saga(saga_id)
@@ -170,7 +173,7 @@ async fn accepted(api: &Api, result: Result<Started, LifecycleError>) -> Respons
                 Err(p) => return p.into_response(),
             }
         }
-        Err(e) => return lifecycle_problem(e).into_response(),
+        Err(e) => return lifecycle_problem(api, e).into_response(),
     };
     let span = tracing::Span::current();
     span.record("saga_id", started.saga_id.as_str());
@@ -265,6 +268,7 @@ async fn respond(
             headers(("Location" = String, description = "The change saga's status URL"))),
         (status = 400, description = "Invalid change: every problem with its fix; nothing recorded", body = ApiProblem, content_type = "application/problem+json"),
         (status = 401, description = "No authenticated principal", body = ApiProblem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is neither an owner of the application nor an administrator; nothing was changed", body = ApiProblem, content_type = "application/problem+json"),
         (status = 404, description = "No such application", body = ApiProblem, content_type = "application/problem+json"),
         (status = 409, description = "Offboarded, not onboarded, not an application, namespace busy, or the key was reused", body = ApiProblem, content_type = "application/problem+json"),
         (status = 503, description = "Store unavailable", body = ApiProblem, content_type = "application/problem+json"),
@@ -279,13 +283,13 @@ pub async fn edit(
 ) -> Response {
     respond(async {
         let raw = body(&api, raw)?;
-        let principal = caller(&api, &ext, &headers)?;
+        let actor = access::actor(&api, caller(&api, &ext, &headers)?);
         let key = idempotency_key(&headers)?;
         let req = parse_edit(&raw).map_err(|e| Box::new(invalid(e)))?;
         let result = api
             .onboarding
             .lifecycle()
-            .edit(&id, &req, &principal, key.as_deref(), (api.new_id)())
+            .edit(&id, &req, actor, key.as_deref(), (api.new_id)())
             .await;
         Ok(accepted(&api, result).await)
     })
@@ -308,6 +312,7 @@ pub async fn edit(
         (status = 202, description = "An offboard saga is recorded and queued", body = LifecycleAccepted,
             headers(("Location" = String, description = "The offboard saga's status URL"))),
         (status = 401, description = "No authenticated principal", body = ApiProblem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is neither an owner of the application nor an administrator; nothing was changed", body = ApiProblem, content_type = "application/problem+json"),
         (status = 404, description = "No such application", body = ApiProblem, content_type = "application/problem+json"),
         (status = 409, description = "Already offboarded, not onboarded, not an application, or namespace busy", body = ApiProblem, content_type = "application/problem+json"),
         (status = 503, description = "Store unavailable", body = ApiProblem, content_type = "application/problem+json"),
@@ -320,12 +325,12 @@ pub async fn offboard(
     headers: HeaderMap,
 ) -> Response {
     respond(async {
-        let principal = caller(&api, &ext, &headers)?;
+        let actor = access::actor(&api, caller(&api, &ext, &headers)?);
         let key = idempotency_key(&headers)?;
         let result = api
             .onboarding
             .lifecycle()
-            .offboard(&id, &principal, key.as_deref(), (api.new_id)())
+            .offboard(&id, actor, key.as_deref(), (api.new_id)())
             .await;
         Ok(accepted(&api, result).await)
     })
@@ -348,6 +353,7 @@ pub async fn offboard(
             headers(("Location" = String, description = "The change saga's status URL"))),
         (status = 400, description = "Not an instance, not set up there, or already paused", body = ApiProblem, content_type = "application/problem+json"),
         (status = 401, description = "No authenticated principal", body = ApiProblem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is neither an owner of the application nor an administrator; nothing was changed", body = ApiProblem, content_type = "application/problem+json"),
         (status = 404, description = "No such application", body = ApiProblem, content_type = "application/problem+json"),
         (status = 409, description = "Offboarded, not onboarded, not an application, or namespace busy", body = ApiProblem, content_type = "application/problem+json"),
         (status = 503, description = "Store unavailable", body = ApiProblem, content_type = "application/problem+json"),
@@ -378,6 +384,7 @@ pub async fn pause(
             headers(("Location" = String, description = "The change saga's status URL"))),
         (status = 400, description = "Not an instance, not set up there, or not paused", body = ApiProblem, content_type = "application/problem+json"),
         (status = 401, description = "No authenticated principal", body = ApiProblem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is neither an owner of the application nor an administrator; nothing was changed", body = ApiProblem, content_type = "application/problem+json"),
         (status = 404, description = "No such application", body = ApiProblem, content_type = "application/problem+json"),
         (status = 409, description = "Offboarded, not onboarded, not an application, or namespace busy", body = ApiProblem, content_type = "application/problem+json"),
         (status = 503, description = "Store unavailable", body = ApiProblem, content_type = "application/problem+json"),
@@ -401,16 +408,14 @@ async fn toggle(
     pause: bool,
 ) -> Response {
     respond(async {
-        let principal = caller(api, ext, headers)?;
+        let actor = access::actor(api, caller(api, ext, headers)?);
         let key = idempotency_key(headers)?;
         let uc = api.onboarding.lifecycle();
         let new_id = (api.new_id)();
         let result = if pause {
-            uc.pause(id, instance, &principal, key.as_deref(), new_id)
-                .await
+            uc.pause(id, instance, actor, key.as_deref(), new_id).await
         } else {
-            uc.resume(id, instance, &principal, key.as_deref(), new_id)
-                .await
+            uc.resume(id, instance, actor, key.as_deref(), new_id).await
         };
         Ok(accepted(api, result).await)
     })
@@ -426,22 +431,36 @@ async fn toggle(
     params(("id" = String, Path, description = "The application's id")),
     responses(
         (status = 200, description = "The last report", body = DriftReportDoc),
+        (status = 401, description = "No authenticated principal", body = ApiProblem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is neither an owner of the application nor an administrator; nothing was changed", body = ApiProblem, content_type = "application/problem+json"),
         (status = 404, description = "No such application, or no drift check has run yet", body = ApiProblem, content_type = "application/problem+json"),
         (status = 409, description = "The id names a lifecycle saga, not an application", body = ApiProblem, content_type = "application/problem+json"),
         (status = 503, description = "Store unavailable", body = ApiProblem, content_type = "application/problem+json"),
     )
 )]
-pub async fn get_drift(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
+pub async fn get_drift(
+    State(api): State<Arc<Api>>,
+    Path(id): Path<String>,
+    ext: Extensions,
+    headers: HeaderMap,
+) -> Response {
     tracing::Span::current().record("saga_id", id.as_str());
+    let caller = match caller(&api, &ext, &headers) {
+        Ok(c) => c,
+        Err(p) => return p.into_response(),
+    };
     let record = match api.onboarding.store.get(&id).await {
         Ok(Some(r)) => r,
-        Ok(None) => return lifecycle_problem(LifecycleError::NotFound(id)).into_response(),
+        Ok(None) => return lifecycle_problem(&api, LifecycleError::NotFound(id)).into_response(),
         Err(e) => return ApiProblem::store(e).into_response(),
     };
+    if let Err(p) = access::authorize(&api, &caller, &record, Action::Read).await {
+        return p.into_response();
+    }
     if record.kind != onboard::KIND && record.kind != adopt::KIND {
         // The core's own wording for "a saga, not an application".
         if let Err(e) = current_state(&record) {
-            return lifecycle_problem(e.into()).into_response();
+            return lifecycle_problem(&api, e.into()).into_response();
         }
     }
     let Some(report) = record.drift else {
@@ -496,6 +515,7 @@ pub async fn get_drift(State(api): State<Arc<Api>>, Path(id): Path<String>) -> R
         (status = 202, description = "A fix saga is recorded and queued", body = LifecycleAccepted,
             headers(("Location" = String, description = "The fix saga's status URL"))),
         (status = 401, description = "No authenticated principal", body = ApiProblem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is neither an owner of the application nor an administrator; nothing was changed", body = ApiProblem, content_type = "application/problem+json"),
         (status = 404, description = "No such application", body = ApiProblem, content_type = "application/problem+json"),
         (status = 409, description = "No drift check yet, nothing drifted, not fixable in place, offboarded, not an application, or namespace busy", body = ApiProblem, content_type = "application/problem+json"),
         (status = 503, description = "Store unavailable", body = ApiProblem, content_type = "application/problem+json"),
@@ -508,13 +528,15 @@ pub async fn fix_drift(
     headers: HeaderMap,
 ) -> Response {
     respond(async {
-        let principal = caller(&api, &ext, &headers)?;
+        let caller = caller(&api, &ext, &headers)?;
         let key = idempotency_key(&headers)?;
         let uc = api.onboarding.lifecycle();
         let (root, _) = uc
             .application(&id)
             .await
-            .map_err(|e| Box::new(lifecycle_problem(e)))?;
+            .map_err(|e| Box::new(lifecycle_problem(&api, e)))?;
+        // Before saying anything about its drift.
+        access::authorize(&api, &caller, &root, Action::Change).await?;
         let conflict = |kind: Kind, detail: String, fix: String| {
             Box::new(ApiProblem::new(kind, detail).fix(fix).saga(id.clone()))
         };
@@ -546,7 +568,13 @@ pub async fn fix_drift(
             ));
         }
         let result = uc
-            .fix(&id, &report, &principal, key.as_deref(), (api.new_id)())
+            .fix(
+                &id,
+                &report,
+                access::actor(&api, caller),
+                key.as_deref(),
+                (api.new_id)(),
+            )
             .await;
         Ok(accepted(&api, result).await)
     })
@@ -567,6 +595,7 @@ pub async fn fix_drift(
             headers(("Location" = String, description = "The adopt saga's status URL"))),
         (status = 400, description = "Not a namespace; nothing recorded", body = ApiProblem, content_type = "application/problem+json"),
         (status = 401, description = "No authenticated principal", body = ApiProblem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is neither an owner of the application nor an administrator; nothing was changed", body = ApiProblem, content_type = "application/problem+json"),
         (status = 409, description = "Namespace busy, or the key was reused", body = ApiProblem, content_type = "application/problem+json"),
         (status = 503, description = "Store unavailable", body = ApiProblem, content_type = "application/problem+json"),
     )
@@ -579,7 +608,7 @@ pub async fn adopt(
 ) -> Response {
     respond(async {
         let raw = body(&api, raw)?;
-        let principal = caller(&api, &ext, &headers)?;
+        let actor = access::actor(&api, caller(&api, &ext, &headers)?);
         let key = idempotency_key(&headers)?;
         let req: AdoptRequest = serde_json::from_slice(&raw).map_err(|e| {
             Box::new(invalid(ValidationErrors::new(vec![Problem::new(
@@ -591,7 +620,7 @@ pub async fn adopt(
         let result = api
             .onboarding
             .lifecycle()
-            .adopt(&req.namespace, &principal, key.as_deref(), (api.new_id)())
+            .adopt(&req.namespace, actor, key.as_deref(), (api.new_id)())
             .await;
         Ok(accepted(&api, result).await)
     })

@@ -9,11 +9,15 @@
 //! 3. Lambda authorizer context: `principal`, else `principalId`;
 //! 4. REST API (payload v1): `identity.userArn`, else `identity.caller`.
 //!
+//! The caller's groups (for owner-group and admin-group rules) come from the JWT's
+//! `cognito:groups` or `groups` claim, a Lambda authorizer's `groups` field or, locally, the
+//! `X-Onboard-Groups` header (comma-separated) when the principal header is trusted.
+//!
 //! Without a request context (`onboard serve`, tests) the identity is taken from a header
 //! (`X-Onboard-Principal` by default) when the configuration allows it. A request with neither
 //! is refused with 401: a submission is never recorded without a requester.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use axum::http::{Extensions, HeaderMap, HeaderName};
 use lambda_http::request::RequestContext;
@@ -21,6 +25,10 @@ use serde_json::Value;
 
 /// The default header for the principal when running without API Gateway.
 pub const DEFAULT_PRINCIPAL_HEADER: &str = "x-onboard-principal";
+
+/// The caller's groups when running without API Gateway (only read when the principal header
+/// is trusted).
+pub const GROUPS_HEADER: &str = "x-onboard-groups";
 
 /// Where the principal may come from.
 #[derive(Debug, Clone)]
@@ -62,6 +70,64 @@ pub fn principal(ext: &Extensions, headers: &HeaderMap, cfg: &PrincipalConfig) -
     })
 }
 
+/// The authenticated caller's groups (empty when the identity carries none).
+pub fn groups(ext: &Extensions, headers: &HeaderMap, cfg: &PrincipalConfig) -> BTreeSet<String> {
+    let from_ctx = match ext.get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV2(c)) => c.authorizer.as_ref().and_then(|auth| {
+            auth.jwt
+                .as_ref()
+                .and_then(|jwt| {
+                    ["cognito:groups", "groups"]
+                        .iter()
+                        .find_map(|k| jwt.claims.get(*k))
+                        .map(|v| split_groups(v))
+                })
+                .or_else(|| auth.fields.get("groups").map(groups_field))
+        }),
+        Some(RequestContext::ApiGatewayV1(c)) => {
+            c.authorizer.fields.get("groups").map(groups_field)
+        }
+        #[allow(unreachable_patterns)]
+        _ => None,
+    };
+    if let Some(g) = from_ctx {
+        return g;
+    }
+    if from_context(ext).is_some() || cfg.trusted_header.is_none() {
+        // An API Gateway identity without groups: never fall back to a header.
+        return BTreeSet::new();
+    }
+    headers
+        .get(GROUPS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(split_groups)
+        .unwrap_or_default()
+}
+
+/// `[a b]` (how HTTP APIs flatten an array claim), `a,b` or `["a","b"]` → {a, b}.
+fn split_groups(raw: &str) -> BTreeSet<String> {
+    raw.trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .map(|g| g.trim().trim_matches('"'))
+        .filter(|g| !g.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn groups_field(v: &Value) -> BTreeSet<String> {
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .flat_map(split_groups)
+            .collect(),
+        Value::String(s) => split_groups(s),
+        _ => BTreeSet::new(),
+    }
+}
+
 fn from_context(ext: &Extensions) -> Option<String> {
     match ext.get::<RequestContext>()? {
         RequestContext::ApiGatewayV2(c) => {
@@ -94,4 +160,33 @@ fn from_fields(fields: &HashMap<String, Value>) -> Option<String> {
     ["principal", "principalId"]
         .iter()
         .find_map(|k| fields.get(*k).and_then(Value::as_str).map(str::to_string))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_claims_are_split_however_the_gateway_flattened_them() {
+        let want: BTreeSet<String> = ["admins", "crm-team"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(split_groups("[admins crm-team]"), want);
+        assert_eq!(split_groups("admins, crm-team"), want);
+        assert_eq!(split_groups(r#"["admins","crm-team"]"#), want);
+        assert!(split_groups("[]").is_empty());
+    }
+
+    #[test]
+    fn the_groups_header_is_read_only_when_the_principal_header_is_trusted() {
+        let mut headers = HeaderMap::new();
+        headers.insert(GROUPS_HEADER, "admins".parse().unwrap());
+        let ext = Extensions::new();
+        assert_eq!(groups(&ext, &headers, &PrincipalConfig::local()).len(), 1);
+        let lambda = PrincipalConfig {
+            trusted_header: None,
+        };
+        assert!(groups(&ext, &headers, &lambda).is_empty());
+    }
 }

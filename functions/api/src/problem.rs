@@ -23,6 +23,8 @@ pub enum Kind {
     Unauthenticated,
     /// 401: a webhook's signature or timestamp did not verify.
     BadSignature,
+    /// 403: the caller is authenticated but may not do this to the application.
+    Forbidden,
     /// 404: no such saga, webhook source or route.
     NotFound,
     /// 405: the route exists, but not for this method.
@@ -65,6 +67,7 @@ impl Kind {
             Kind::BadRequest => "urn:connect-onboarding:problem:bad-request",
             Kind::Unauthenticated => "urn:connect-onboarding:problem:unauthenticated",
             Kind::BadSignature => "urn:connect-onboarding:problem:bad-signature",
+            Kind::Forbidden => "urn:connect-onboarding:problem:forbidden",
             Kind::NotFound => "urn:connect-onboarding:problem:not-found",
             Kind::MethodNotAllowed => "urn:connect-onboarding:problem:method-not-allowed",
             Kind::IdempotencyConflict => "urn:connect-onboarding:problem:idempotency-conflict",
@@ -90,6 +93,7 @@ impl Kind {
             Kind::BadRequest => "The request is malformed",
             Kind::Unauthenticated => "No authenticated principal",
             Kind::BadSignature => "The webhook signature did not verify",
+            Kind::Forbidden => "The caller may not do this to the application",
             Kind::NotFound => "Not found",
             Kind::MethodNotAllowed => "The route does not take this method",
             Kind::IdempotencyConflict => "The idempotency key was used for a different request",
@@ -113,6 +117,7 @@ impl Kind {
         match self {
             Kind::Validation | Kind::BadRequest => StatusCode::BAD_REQUEST,
             Kind::Unauthenticated | Kind::BadSignature => StatusCode::UNAUTHORIZED,
+            Kind::Forbidden => StatusCode::FORBIDDEN,
             Kind::NotFound => StatusCode::NOT_FOUND,
             Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Kind::IdempotencyConflict

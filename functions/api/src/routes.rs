@@ -9,6 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use onboard_core::access::Caller;
 use onboard_core::error::ErrorInfo;
 use onboard_core::idempotency::SubmitError;
 use onboard_core::onboard;
@@ -24,8 +25,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::access::{self, ReadFilter};
 use crate::problem::{ApiProblem, FieldProblem, Kind};
 use crate::{principal, Api};
+use onboard_core::access::Action;
+use onboard_core::service::SagaView;
 
 /// The idempotency header.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -182,26 +186,29 @@ pub struct Health {
     pub status: String,
 }
 
-/// The authenticated principal, or a 401.
+/// The authenticated caller (principal and groups), or a 401.
 pub(crate) fn caller(
     api: &Api,
     ext: &Extensions,
     headers: &HeaderMap,
-) -> Result<String, Box<ApiProblem>> {
-    principal::principal(ext, headers, &api.principal).ok_or_else(|| {
-        let how = match &api.principal.trusted_header {
-            Some(h) => {
-                format!("call through API Gateway with an authorizer, or send the {h} header")
-            }
-            None => "call through API Gateway with IAM or JWT authorization".to_string(),
-        };
-        ApiProblem::new(
-            Kind::Unauthenticated,
-            "the request carries no authenticated identity",
-        )
-        .fix(format!("Authenticate: {how}."))
-        .into()
-    })
+) -> Result<Caller, Box<ApiProblem>> {
+    let groups = principal::groups(ext, headers, &api.principal);
+    principal::principal(ext, headers, &api.principal)
+        .map(|p| Caller::new(p).with_groups(groups))
+        .ok_or_else(|| {
+            let how = match &api.principal.trusted_header {
+                Some(h) => {
+                    format!("call through API Gateway with an authorizer, or send the {h} header")
+                }
+                None => "call through API Gateway with IAM or JWT authorization".to_string(),
+            };
+            ApiProblem::new(
+                Kind::Unauthenticated,
+                "the request carries no authenticated identity",
+            )
+            .fix(format!("Authenticate: {how}."))
+            .into()
+        })
 }
 
 /// The body, or 413/400.
@@ -379,7 +386,7 @@ pub async fn submit(
         let raw = body(&api, raw)?;
         let principal = caller(&api, &ext, &headers)?;
         let key = idempotency_key(&headers)?;
-        let spec = spec_with_requester(&raw, RequestSource::Portal, &principal, None)
+        let spec = spec_with_requester(&raw, RequestSource::Portal, &principal.principal, None)
             .map_err(ApiProblem::validation)?;
         Ok::<_, Box<ApiProblem>>(accept(&api, &spec, key.as_deref()).await)
     };
@@ -394,22 +401,40 @@ pub async fn submit(
     params(("id" = String, Path, description = "The saga id from the submission")),
     responses(
         (status = 200, description = "The status page", body = SagaViewDoc),
+        (status = 401, description = "No authenticated principal", body = ApiProblem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is neither an owner of the application nor an administrator; nothing was changed", body = ApiProblem, content_type = "application/problem+json"),
         (status = 404, description = "No such saga", body = ApiProblem, content_type = "application/problem+json"),
         (status = 503, description = "Store unavailable", body = ApiProblem, content_type = "application/problem+json"),
     )
 )]
-pub async fn get_application(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
+pub async fn get_application(
+    State(api): State<Arc<Api>>,
+    Path(id): Path<String>,
+    ext: Extensions,
+    headers: HeaderMap,
+) -> Response {
     tracing::Span::current().record("saga_id", id.as_str());
-    match api.onboarding.status(&id).await {
-        Ok(Some(view)) => {
-            tracing::Span::current().record("namespace", view.namespace.as_str());
-            Json(view).into_response()
-        }
-        Ok(None) => ApiProblem::new(Kind::NotFound, format!("saga {id} does not exist"))
-            .fix("Use the sagaId returned by POST /applications.")
-            .into_response(),
-        Err(e) => ApiProblem::store(e).into_response(),
-    }
+    let run = async {
+        let caller = caller(&api, &ext, &headers)?;
+        let record = api
+            .onboarding
+            .store
+            .get(&id)
+            .await
+            .map_err(ApiProblem::store)?
+            .ok_or_else(|| no_such_saga(&id))?;
+        access::authorize(&api, &caller, &record, Action::Read).await?;
+        tracing::Span::current().record("namespace", record.namespace.as_str());
+        Ok::<_, Box<ApiProblem>>(Json(SagaView::from_record(&record)).into_response())
+    };
+    run.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn no_such_saga(id: &str) -> Box<ApiProblem> {
+    Box::new(
+        ApiProblem::new(Kind::NotFound, format!("saga {id} does not exist"))
+            .fix("Use the sagaId returned by POST /applications."),
+    )
 }
 
 /// Re-drive a ROLLBACK_FAILED saga (its rollback resumes from the undo that failed) or a
@@ -421,14 +446,36 @@ pub async fn get_application(State(api): State<Arc<Api>>, Path(id): Path<String>
     params(("id" = String, Path, description = "The saga id")),
     responses(
         (status = 202, description = "The re-drive is queued; poll the Location"),
+        (status = 401, description = "No authenticated principal", body = ApiProblem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is neither an owner of the application nor an administrator; nothing was changed", body = ApiProblem, content_type = "application/problem+json"),
         (status = 404, description = "No such saga", body = ApiProblem, content_type = "application/problem+json"),
         (status = 409, description = "The saga is not ROLLBACK_FAILED or NEEDS_ATTENTION", body = ApiProblem, content_type = "application/problem+json"),
         (status = 503, description = "Store or queue unavailable", body = ApiProblem, content_type = "application/problem+json"),
     )
 )]
-pub async fn retry(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
+pub async fn retry(
+    State(api): State<Arc<Api>>,
+    Path(id): Path<String>,
+    ext: Extensions,
+    headers: HeaderMap,
+) -> Response {
     tracing::Span::current().record("saga_id", id.as_str());
-    match api.onboarding.redrive(&id).await {
+    let checked = async {
+        let caller = caller(&api, &ext, &headers)?;
+        let record = api
+            .onboarding
+            .store
+            .get(&id)
+            .await
+            .map_err(ApiProblem::store)?
+            .ok_or_else(|| no_such_saga(&id))?;
+        access::authorize(&api, &caller, &record, Action::Retry).await
+    };
+    let grant = match checked.await {
+        Ok(g) => g,
+        Err(p) => return p.into_response(),
+    };
+    match api.onboarding.redrive_by(&id, &grant.to_string()).await {
         Ok(message) => {
             tracing::Span::current().record("namespace", message.namespace.as_str());
             tracing::info!("re-drive queued");
@@ -476,7 +523,9 @@ fn encode_cursor(status: SagaStatus, inner: Option<&str>) -> String {
     hex::encode(format!("{}~{}", status.as_str(), inner.unwrap_or("")))
 }
 
-/// List sagas, oldest update first within each status.
+/// List sagas, oldest update first within each status. An administrator sees every saga; anyone
+/// else only the sagas of applications they own (or whose owner group they are in), so a page
+/// may hold fewer than `limit` items before the last: follow `nextCursor` until it is absent.
 #[utoipa::path(
     get,
     path = "/applications",
@@ -484,15 +533,20 @@ fn encode_cursor(status: SagaStatus, inner: Option<&str>) -> String {
     params(ListParams),
     responses(
         (status = 200, description = "One page", body = SagaList),
+        (status = 401, description = "No authenticated principal", body = ApiProblem, content_type = "application/problem+json"),
         (status = 400, description = "Bad status, cursor or limit", body = ApiProblem, content_type = "application/problem+json"),
         (status = 503, description = "Store unavailable", body = ApiProblem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list(
     State(api): State<Arc<Api>>,
+    ext: Extensions,
+    headers: HeaderMap,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Response {
     let run = async {
+        let caller = caller(&api, &ext, &headers).map_err(|p| *p)?;
+        let mut filter = ReadFilter::new(&api, &caller);
         let Query(params) = params.map_err(|e| {
             ApiProblem::new(
                 Kind::BadRequest,
@@ -536,7 +590,15 @@ pub async fn list(
             }
         };
         let mut items = Vec::new();
-        while idx < statuses.len() && items.len() < limit {
+        // A non-administrator's listing skips what they may not read; it reads at most this
+        // many store pages per request and hands back a cursor for the rest.
+        let mut pages_left = if filter.sees_everything() {
+            usize::MAX
+        } else {
+            10
+        };
+        while idx < statuses.len() && items.len() < limit && pages_left > 0 {
+            pages_left -= 1;
             let page = match api
                 .onboarding
                 .store
@@ -547,7 +609,11 @@ pub async fn list(
                 Err(StoreError::Invalid(_)) => return Err(bad_cursor()),
                 Err(e) => return Err(ApiProblem::store(e)),
             };
-            items.extend(page.items.iter().map(SagaSummary::from));
+            for record in &page.items {
+                if filter.may_read(record).await? {
+                    items.push(SagaSummary::from(record));
+                }
+            }
             match page.next {
                 Some(next) => inner = Some(next),
                 None => idx += 1,
@@ -588,8 +654,9 @@ pub async fn preflight(
     let run = async {
         let raw = body(&api, raw)?;
         let principal = caller(&api, &ext, &headers)?;
-        let validated = spec_with_requester(&raw, RequestSource::Portal, &principal, None)
-            .and_then(|spec| spec.validate());
+        let validated =
+            spec_with_requester(&raw, RequestSource::Portal, &principal.principal, None)
+                .and_then(|spec| spec.validate());
         let mut out = Preflight {
             ok: false,
             namespace: None,
@@ -631,9 +698,10 @@ pub async fn preflight(
             Err(e) => return Err(ApiProblem::store(e).into()),
         }
         if let Some(aws) = &api.preflight_aws {
-            out.findings = aws_findings(aws, api.fetcher.as_ref(), &validated, &principal)
-                .await
-                .map_err(|e| Box::new(aws_unavailable(&e)))?;
+            out.findings =
+                aws_findings(aws, api.fetcher.as_ref(), &validated, &principal.principal)
+                    .await
+                    .map_err(|e| Box::new(aws_unavailable(&e)))?;
         } else if let Some(fetcher) = &api.fetcher {
             out.warnings
                 .extend(embedding_warnings(fetcher.as_ref(), &validated.spec.access_url).await);

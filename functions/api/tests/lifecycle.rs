@@ -8,111 +8,16 @@
 mod common;
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::Request;
+use common::world::*;
 use common::*;
-use onboard_core::engine::EngineConfig;
-use onboard_core::idempotency::IdempotencyConfig;
-use onboard_core::lifecycle::service::{Lifecycle, SagaSettings, Sagas};
 use onboard_core::lifecycle::{DriftItem, DriftKind, DriftReport};
-use onboard_core::onboard::{OnboardConfig, OnboardPorts};
 use onboard_core::record::{SagaRecord, SagaStatus};
-use onboard_core::service::{NoQueue, RunSagaMessage};
-use onboard_core::store::SagaStore;
-use onboard_core::testkit::fake_world::{self as fw, FakeWorld};
-use onboard_core::testkit::{FixedRandom, MemoryLocks};
+use onboard_core::testkit::fake_world as fw;
 use serde_json::{json, Value};
 
-const ALICE: &str = "alice@example.com";
-
-/// The API harness plus a fake AWS world and the engines that run what the API queued.
-struct World {
-    h: Harness,
-    aws: Arc<FakeWorld>,
-    sagas: Sagas,
-}
-
-fn world() -> World {
-    let h = harness();
-    let aws = Arc::new(FakeWorld::standard());
-    let ports = Arc::new(OnboardPorts {
-        apps: aws.clone(),
-        connect: aws.clone(),
-        iam: aws.clone(),
-        locks: Arc::new(MemoryLocks::new()),
-        clock: h.clock.clone(),
-    });
-    let sagas = Sagas::new(
-        ports,
-        h.store.clone(),
-        h.clock.clone(),
-        Arc::new(FixedRandom(0.5)),
-        SagaSettings {
-            onboard: OnboardConfig::default(),
-            engine: EngineConfig::default(),
-            owner: "api-test-worker".into(),
-        },
-    );
-    World { h, aws, sagas }
-}
-
-impl World {
-    /// Run every queued message (as the worker would) and forget them.
-    async fn drain(&self) {
-        let messages: Vec<RunSagaMessage> = std::mem::take(&mut *self.h.queue.sent.lock().unwrap());
-        for m in messages {
-            let record = self.record(&m.saga_id).await;
-            self.sagas.run(&record.kind, &m).await.unwrap();
-        }
-    }
-
-    async fn record(&self, id: &str) -> SagaRecord {
-        self.h.store.get(id).await.unwrap().unwrap()
-    }
-
-    /// Submit the standard spec and run its onboarding; returns the application id.
-    async fn onboarded(&self) -> String {
-        let r = self
-            .h
-            .submit(&spec("https://crm.example.com/agent"), Some("k-onboard"))
-            .await;
-        assert_eq!(r.status, 202, "{}", r.text);
-        self.drain().await;
-        let id = r.json["sagaId"].as_str().unwrap().to_string();
-        assert_eq!(self.record(&id).await.status, SagaStatus::Succeeded);
-        id
-    }
-
-    async fn request(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-        key: Option<&str>,
-    ) -> Reply {
-        let mut b = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("content-type", "application/json")
-            .header("x-onboard-principal", ALICE);
-        if let Some(k) = key {
-            b = b.header("idempotency-key", k);
-        }
-        let body = body.map_or_else(Body::empty, |v| Body::from(v.to_string()));
-        self.h.send(b.body(body).unwrap()).await
-    }
-
-    fn lifecycle(&self) -> Lifecycle {
-        Lifecycle {
-            store: self.h.store.clone(),
-            clock: self.h.clock.clone(),
-            queue: Arc::new(NoQueue),
-            idempotency: IdempotencyConfig::default(),
-        }
-    }
-}
+/// An administrator of the API under test (`ADMIN_PRINCIPALS`).
+const ADMIN: &str = "platform-admin@example.com";
 
 /// The 202 checks every accepted lifecycle request must pass; returns the new saga's record.
 async fn assert_accepted(
@@ -458,14 +363,22 @@ async fn an_offboard_that_needs_attention_is_re_driven_by_retry() {
 
     w.aws.clear_faults();
     let retry =
-        w.h.post(&format!("/applications/{}/retry", off.id), &json!({}), &[])
-            .await;
+        w.h.post(
+            &format!("/applications/{}/retry", off.id),
+            &json!({}),
+            &[("x-onboard-principal", ALICE)],
+        )
+        .await;
     assert_eq!(retry.status, 202, "{}", retry.text);
     w.drain().await;
     assert_eq!(w.record(&off.id).await.status, SagaStatus::Succeeded);
     let again =
-        w.h.post(&format!("/applications/{}/retry", off.id), &json!({}), &[])
-            .await;
+        w.h.post(
+            &format!("/applications/{}/retry", off.id),
+            &json!({}),
+            &[("x-onboard-principal", ALICE)],
+        )
+        .await;
     assert_problem(&again, 409, ":wrong-state");
     assert!(again.json["fix"]
         .as_str()
@@ -581,14 +494,28 @@ async fn a_drift_check_that_failed_is_shown_with_its_error() {
 
 #[tokio::test]
 async fn adopt_records_a_root_saga_whose_id_is_the_application_id() {
-    let w = world();
+    let w = world_with(&[("ADMIN_PRINCIPALS", ADMIN)]);
     let made = w
         .aws
         .seed_application("console.example.com", "Console CRM", Default::default());
     w.aws.seed_association(fw::INSTANCE_ALPHA, &made.arn);
 
-    let r = w
+    // Adopting makes the adopter the owner (who could then delete it): administrators only.
+    let refused = w
         .request(
+            "POST",
+            "/applications/adopt",
+            Some(&json!({"namespace": "console.example.com"})),
+            Some("a-0"),
+        )
+        .await;
+    assert_problem(&refused, 403, ":forbidden");
+    assert!(refused.json["fix"].as_str().unwrap().contains(ADMIN));
+    assert_eq!(w.h.saga_count().await, 0);
+
+    let r = w
+        .request_as(
+            ADMIN,
             "POST",
             "/applications/adopt",
             Some(&json!({"namespace": "console.example.com"})),
@@ -601,8 +528,11 @@ async fn adopt_records_a_root_saga_whose_id_is_the_application_id() {
     let record = assert_accepted(&w, &r, "adopt", "adopt", &id).await;
     assert!(record.parent.is_none());
     assert_eq!(record.namespace, "console.example.com");
+    assert_eq!(record.input["requester"], ADMIN);
+    assert_eq!(record.log[0].event, "authorized");
     let again = w
-        .request(
+        .request_as(
+            ADMIN,
             "POST",
             "/applications/adopt",
             Some(&json!({"namespace": "console.example.com"})),
@@ -614,7 +544,7 @@ async fn adopt_records_a_root_saga_whose_id_is_the_application_id() {
         (json!(id), json!(false))
     );
     w.drain().await;
-    let view = w.h.get(&format!("/applications/{id}")).await;
+    let view = w.h.get_as(&format!("/applications/{id}"), ADMIN).await;
     assert_eq!(view.json["status"], "SUCCEEDED");
     assert_eq!(
         view.json["application"]["instances"],
@@ -651,7 +581,14 @@ async fn a_request_recorded_but_not_queued_is_still_accepted() {
 
 #[tokio::test]
 async fn api_gateway_events_carry_the_authorizer_identity_into_the_saga() {
-    let w = world();
+    // The IAM caller is an administrator; the JWT caller is in the admin group its token lists.
+    let w = world_with(&[
+        (
+            "ADMIN_PRINCIPALS",
+            "arn:aws:sts::111122223333:assumed-role/PortalUsers/alice",
+        ),
+        ("ADMIN_GROUPS", "platform-admins"),
+    ]);
     let app = w.onboarded().await;
     let edit = include_str!("fixtures/apigw-v2-edit-iam.json").replace("{{APP}}", &app);
 
@@ -673,6 +610,10 @@ async fn api_gateway_events_carry_the_authorizer_identity_into_the_saga() {
     let r = w.h.send_event(&off).await;
     let record = assert_accepted(&w, &r, "offboard", "offboard", &app).await;
     assert_eq!(record.input["requester"], "bob@example.com");
+    assert_eq!(
+        record.log[0].detail.as_deref(),
+        Some("bob@example.com may offboard: rule admin-group (group platform-admins)")
+    );
 }
 
 #[tokio::test]

@@ -484,9 +484,20 @@ async fn retry_queues_a_redrive_only_for_a_rollback_failed_saga() {
         .await;
     let id = r.json["sagaId"].as_str().unwrap().to_string();
     let path = format!("/applications/{id}/retry");
+    let alice = [("x-onboard-principal", "alice@example.com")];
+
+    // Someone who does not own it may not re-drive it.
+    let stranger = h
+        .post(
+            &path,
+            &serde_json::json!({}),
+            &[("x-onboard-principal", "mallory@example.com")],
+        )
+        .await;
+    assert_problem(&stranger, 403, ":forbidden");
 
     // PENDING: nothing to re-drive.
-    let refused = h.post(&path, &serde_json::json!({}), &[]).await;
+    let refused = h.post(&path, &serde_json::json!({}), &alice).await;
     assert_problem(&refused, 409, ":wrong-state");
     assert!(refused.json["detail"].as_str().unwrap().contains("PENDING"));
 
@@ -495,7 +506,7 @@ async fn retry_queues_a_redrive_only_for_a_rollback_failed_saga() {
     rec.version += 1;
     rec.status = SagaStatus::RollbackFailed;
     h.store.update(&rec, rec.version - 1).await.unwrap();
-    let ok = h.post(&path, &serde_json::json!({}), &[]).await;
+    let ok = h.post(&path, &serde_json::json!({}), &alice).await;
     assert_eq!(ok.status, 202, "{}", ok.text);
     assert_eq!(
         ok.header("location"),
@@ -507,10 +518,25 @@ async fn retry_queues_a_redrive_only_for_a_rollback_failed_saga() {
         (last.saga_id.as_str(), last.action),
         (id.as_str(), onboard_core::service::RunAction::Redrive)
     );
+    // The record says who asked for the re-drive, and by which rule.
+    let rec = h.store.get(&id).await.unwrap().unwrap();
+    let asked = rec
+        .log
+        .iter()
+        .rfind(|l| l.event == "redrive_requested")
+        .unwrap();
+    assert_eq!(
+        asked.detail.as_deref(),
+        Some("alice@example.com may retry: rule owner")
+    );
 
     assert_problem(
-        &h.post("/applications/sg-nope/retry", &serde_json::json!({}), &[])
-            .await,
+        &h.post(
+            "/applications/sg-nope/retry",
+            &serde_json::json!({}),
+            &alice,
+        )
+        .await,
         404,
         ":not-found",
     );

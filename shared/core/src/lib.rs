@@ -4,6 +4,7 @@
 //! the narrow ports (traits) that adapters implement. No AWS SDK lives here: the layering is
 //! functions/cli → adapters → core.
 
+pub mod access;
 pub mod asl;
 pub mod clock;
 pub mod confirm;

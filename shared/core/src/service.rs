@@ -154,7 +154,13 @@ impl Onboarding {
 
     /// Queue a re-drive of a ROLLBACK_FAILED saga after the operator fixed the cause.
     pub async fn redrive(&self, id: &str) -> Result<RunSagaMessage, RedriveFailure> {
-        let record = self
+        self.redrive_by(id, "").await
+    }
+
+    /// [`Self::redrive`], recording who asked (and by which rule) in the saga's log first, so
+    /// the record says who re-drove it. An empty `by` records nothing.
+    pub async fn redrive_by(&self, id: &str, by: &str) -> Result<RunSagaMessage, RedriveFailure> {
+        let mut record = self
             .store
             .get(id)
             .await
@@ -165,6 +171,25 @@ impl Onboarding {
                 id: id.to_string(),
                 status: record.status,
             });
+        }
+        if !by.is_empty() {
+            // A terminal saga has no lease holder; the version condition refuses a record that
+            // changed since it was read (then the caller retries).
+            let expected = record.version;
+            record.version += 1;
+            let now = self.clock.now();
+            record.updated_at = now;
+            record.log.push(crate::record::LogEntry {
+                at: now,
+                node: "saga".into(),
+                event: "redrive_requested".into(),
+                detail: Some(by.to_string()),
+                owner: "api".into(),
+            });
+            self.store
+                .update(&record, expected)
+                .await
+                .map_err(RedriveFailure::Store)?;
         }
         let message = RunSagaMessage {
             saga_id: record.id,

@@ -70,6 +70,10 @@ pub struct ApplicationSpec {
     /// Security profiles that get `ACCESS` to the app, per instance.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_profiles: Vec<ProfileGrant>,
+    /// The team that owns the application besides its requester: members of this group (the
+    /// identity provider's groups claim) may change, pause, offboard and read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_group: Option<String>,
     /// Who asked, through which channel; kept in the saga record for audit.
     pub requester: Requester,
 }

@@ -200,6 +200,9 @@ impl ApplicationSpec {
         c.tags(&self.tags);
         let instance_ids = c.instances(&self.instances);
         let profile_grants = c.security_profiles(self, &instance_ids);
+        if let Some(g) = &self.owner_group {
+            c.owner_group(g);
+        }
         c.requester(self);
 
         if c.errors.is_empty() {
@@ -1007,6 +1010,27 @@ impl Checker {
                 f,
                 format!("contains {bad} (allowed: letters, digits and . _ : / -)"),
                 "Use the ticket's plain id, e.g. CHG0012345 or OPS-1234.",
+            );
+        }
+    }
+
+    fn owner_group(&mut self, g: &str) {
+        let f = "ownerGroup";
+        if !self.required_len(
+            f,
+            g,
+            256,
+            "Name the owning team's group as the identity provider sends it, or omit ownerGroup.",
+        ) {
+            return;
+        }
+        // Group names come from a groups claim split on commas and spaces.
+        if let Some(bad) = bad_chars(g, |c| c.is_ascii_graphic() && c != ',') {
+            self.error(
+                f,
+                format!("contains {bad}; a group name has no spaces, commas or control characters"),
+                "Use the group's name exactly as the identity provider's groups claim lists it, \
+                 e.g. crm-team.",
             );
         }
     }

@@ -21,6 +21,8 @@ use onboard_lambda_common::{Emf, Env};
 use serde_json::Value;
 use tower::ServiceExt;
 
+pub mod world;
+
 pub const SECRET: &str = "test-webhook-secret";
 pub const ALPHA: &str = "11111111-1111-4111-8111-111111111111";
 pub const BETA: &str = "22222222-2222-4222-8222-222222222222";
@@ -172,9 +174,18 @@ impl Harness {
         self.post("/applications", body, &h).await
     }
 
+    /// GET as the portal user `alice@example.com` (who submits in these tests).
     pub async fn get(&self, path: &str) -> Reply {
-        self.send(Request::get(path).body(Body::empty()).unwrap())
-            .await
+        self.get_as(path, "alice@example.com").await
+    }
+
+    /// GET as `principal` (no identity at all when empty).
+    pub async fn get_as(&self, path: &str, principal: &str) -> Reply {
+        let mut b = Request::get(path);
+        if !principal.is_empty() {
+            b = b.header("x-onboard-principal", principal);
+        }
+        self.send(b.body(Body::empty()).unwrap()).await
     }
 
     pub fn now_secs(&self) -> u64 {

@@ -14,6 +14,7 @@ use super::drift::{self, DriftCheckFailure, DriftReport};
 use super::offboard::{self, OffboardInput};
 use super::state::{current_state, ManagedApp, StateError};
 use super::LifecyclePorts;
+use crate::access::{Action, Actor, Denied, Grant};
 use crate::clock::{Clock, Random};
 use crate::engine::{Engine, EngineConfig, EngineError, RunOutcome};
 use crate::error::ErrorInfo;
@@ -86,6 +87,9 @@ pub enum LifecycleError {
     NotQueued { saga_id: String, error: ErrorInfo },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The caller may not do this to the application (see [`crate::access`]).
+    #[error(transparent)]
+    Forbidden(#[from] Denied),
 }
 
 /// A saga input as JSON; failing means a defect (the types are plain data).
@@ -140,6 +144,8 @@ struct Submission<'a> {
     /// at the time): a retried request hashes the same.
     request: Value,
     operation: &'static str,
+    /// The decision that allowed it, written as the saga's first log line.
+    grant: Grant,
 }
 
 impl Lifecycle {
@@ -167,6 +173,10 @@ impl Lifecycle {
             },
             self.clock.now(),
         );
+        let mut record = record;
+        record
+            .log
+            .push(s.grant.log_entry(record.created_at, "lifecycle"));
         let hash = hex::encode(Sha256::digest(s.request.to_string().as_bytes()));
         let submitted = idempotency::submit(
             self.store.as_ref(),
@@ -205,6 +215,7 @@ impl Lifecycle {
         request: Value,
         key: Option<&str>,
         new_id: String,
+        grant: Grant,
     ) -> Result<Started, LifecycleError> {
         let def = change::definition_for(input.operation, 1);
         let encoded = encode_input(&input)?;
@@ -218,6 +229,7 @@ impl Lifecycle {
             key,
             request,
             operation: input.operation.as_str(),
+            grant,
         })
         .await
     }
@@ -227,11 +239,14 @@ impl Lifecycle {
         &self,
         app_id: &str,
         req: &EditRequest,
-        requester: &str,
+        requester: impl Into<Actor>,
         key: Option<&str>,
         new_id: String,
     ) -> Result<Started, LifecycleError> {
+        let actor = requester.into();
         let (root, before) = self.application(app_id).await?;
+        let grant = actor.authorize(&root, Action::Change)?;
+        let requester = actor.principal();
         let after = apply_edit(&root, &before, req, requester).map_err(LifecycleError::Invalid)?;
         let input = ChangeInput {
             parent: app_id.to_string(),
@@ -243,7 +258,7 @@ impl Lifecycle {
             extra_instances: BTreeSet::new(),
         };
         let request = json!({"op": "edit", "app": app_id, "request": req});
-        self.submit_change(app_id, input, request, key, new_id)
+        self.submit_change(app_id, input, request, key, new_id, grant)
             .await
     }
 
@@ -253,11 +268,11 @@ impl Lifecycle {
         &self,
         app_id: &str,
         instance: &str,
-        requester: &str,
+        requester: impl Into<Actor>,
         key: Option<&str>,
         new_id: String,
     ) -> Result<Started, LifecycleError> {
-        self.toggle(app_id, instance, true, requester, key, new_id)
+        self.toggle(app_id, instance, true, requester.into(), key, new_id)
             .await
     }
 
@@ -266,11 +281,11 @@ impl Lifecycle {
         &self,
         app_id: &str,
         instance: &str,
-        requester: &str,
+        requester: impl Into<Actor>,
         key: Option<&str>,
         new_id: String,
     ) -> Result<Started, LifecycleError> {
-        self.toggle(app_id, instance, false, requester, key, new_id)
+        self.toggle(app_id, instance, false, requester.into(), key, new_id)
             .await
     }
 
@@ -279,11 +294,13 @@ impl Lifecycle {
         app_id: &str,
         raw_instance: &str,
         pause: bool,
-        requester: &str,
+        actor: Actor,
         key: Option<&str>,
         new_id: String,
     ) -> Result<Started, LifecycleError> {
         let (root, before) = self.application(app_id).await?;
+        let grant = actor.authorize(&root, Action::Change)?;
+        let requester = actor.principal();
         // An id or ARN, or the alias the status shows (`demo-east`, any case).
         let aliases = onboard::instance_aliases(&root);
         let by_alias = aliases
@@ -348,7 +365,7 @@ impl Lifecycle {
             extra_instances: BTreeSet::new(),
         };
         let request = json!({"op": op.as_str(), "app": app_id, "instance": instance});
-        self.submit_change(app_id, input, request, key, new_id)
+        self.submit_change(app_id, input, request, key, new_id, grant)
             .await
     }
 
@@ -357,11 +374,14 @@ impl Lifecycle {
         &self,
         app_id: &str,
         report: &DriftReport,
-        requester: &str,
+        requester: impl Into<Actor>,
         key: Option<&str>,
         new_id: String,
     ) -> Result<Started, LifecycleError> {
-        let (_, state) = self.application(app_id).await?;
+        let actor = requester.into();
+        let (root, state) = self.application(app_id).await?;
+        let grant = actor.authorize(&root, Action::Change)?;
+        let requester = actor.principal();
         if !report.fixable() {
             return Err(invalid(
                 "$",
@@ -379,7 +399,7 @@ impl Lifecycle {
             extra_instances: report.extra_instances(),
         };
         let request = json!({"op": "fix", "app": app_id, "checkedAt": report.checked_at});
-        self.submit_change(app_id, input, request, key, new_id)
+        self.submit_change(app_id, input, request, key, new_id, grant)
             .await
     }
 
@@ -387,11 +407,14 @@ impl Lifecycle {
     pub async fn offboard(
         &self,
         app_id: &str,
-        requester: &str,
+        requester: impl Into<Actor>,
         key: Option<&str>,
         new_id: String,
     ) -> Result<Started, LifecycleError> {
-        let (_, before) = self.application(app_id).await?;
+        let actor = requester.into();
+        let (root, before) = self.application(app_id).await?;
+        let grant = actor.authorize(&root, Action::Offboard)?;
+        let requester = actor.principal();
         let input = OffboardInput {
             parent: app_id.to_string(),
             before,
@@ -410,6 +433,7 @@ impl Lifecycle {
             key,
             request: json!({"op": "offboard", "app": app_id}),
             operation: "offboard",
+            grant,
         })
         .await
     }
@@ -418,10 +442,11 @@ impl Lifecycle {
     pub async fn adopt(
         &self,
         namespace: &str,
-        requester: &str,
+        requester: impl Into<Actor>,
         key: Option<&str>,
         new_id: String,
     ) -> Result<Started, LifecycleError> {
+        let actor = requester.into();
         if namespace.is_empty() || namespace.len() > crate::spec::NAMESPACE_MAX {
             return Err(invalid(
                 "namespace",
@@ -432,6 +457,8 @@ impl Lifecycle {
                 "Give the application's namespace as shown in the AppIntegrations console.",
             ));
         }
+        let grant = actor.authorize_new(namespace, Action::Adopt)?;
+        let requester = actor.principal();
         let def = adopt::definition();
         let input = AdoptInput {
             namespace: namespace.to_string(),
@@ -448,6 +475,7 @@ impl Lifecycle {
             key,
             request: json!({"op": "adopt", "namespace": namespace}),
             operation: "adopt",
+            grant,
         })
         .await
     }
@@ -577,6 +605,7 @@ fn apply_edit(
             tags: BTreeMap::new(),
             instances: Vec::new(),
             security_profiles: Vec::new(),
+            owner_group: None,
             requester: Requester {
                 source: RequestSource::Portal,
                 principal: requester.to_string(),
