@@ -575,7 +575,7 @@ async fn provision(moto: &str) -> (String, String, String, String) {
     let secret_arn = aws_sdk_secretsmanager::Client::new(&sdk)
         .create_secret()
         .name(unique("onboard-bench-webhook"))
-        .secret_string(r#"{"current":"bench-webhook-secret"}"#)
+        .secret_string(r#"{"current":"bench-webhook-secret-0123456789abcdef"}"#)
         .send()
         .await
         .unwrap_or_else(|e| panic!("creating the webhook secret on moto failed: {e:?}"))
@@ -662,7 +662,7 @@ fn main() {
                     &[
                         ("QUEUE_URL", queue_url.as_str()),
                         ("PREFLIGHT_AWS", "true"),
-                        ("WEBHOOK_SECRET", "bench-webhook-secret"),
+                        ("WEBHOOK_SECRET", "bench-webhook-secret-0123456789abcdef"),
                     ],
                 ),
                 events: api_events().into_iter().take(1).collect(),

@@ -247,6 +247,18 @@ fn listen_error(addr: &str, e: &std::io::Error) -> CliError {
 /// The given secret, or a random one (32 bytes from the OS, hex). `true` when generated.
 fn webhook_secret(args: &ServeArgs) -> Result<(String, bool), CliError> {
     if let Some(secret) = args.webhook_secret.as_deref().filter(|s| !s.is_empty()) {
+        let min = onboard_api::webhooks::signature::MIN_SECRET_BYTES;
+        if secret.len() < min {
+            return Err(CliError::Config {
+                message: format!(
+                    "the webhook secret is {} bytes; at least {min} are needed",
+                    secret.len()
+                ),
+                fix: "Generate one with `openssl rand -hex 32`, or leave --webhook-secret out to \
+                      have one generated for this run."
+                    .into(),
+            });
+        }
         return Ok((secret.to_string(), false));
     }
     let mut bytes = [0u8; 32];

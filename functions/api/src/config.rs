@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `TABLE_NAME` | yes (main) | DynamoDB table of saga records |
 //! | `QUEUE_URL` | yes (main) | the worker's FIFO queue |
-//! | `WEBHOOK_SECRET` | yes | HMAC secret shared with the ticketing systems |
+//! | `WEBHOOK_SECRET` | yes | HMAC secret shared with the ticketing systems (at least 32 bytes) |
 //! | `WEBHOOK_SECRET_PREVIOUS` | no | the previous secret, still accepted while senders rotate |
 //! | `WEBHOOK_SIGNATURE_HEADER` / `WEBHOOK_TIMESTAMP_HEADER` | no | header names (default `X-Onboard-Signature` / `X-Onboard-Timestamp`) |
 //! | `WEBHOOK_TOLERANCE_SECONDS` | no | replay window (default 300) |
@@ -36,6 +36,7 @@ use onboard_core::store::SagaStore;
 use onboard_lambda_common::{emf, ConfigError, Emf, Env};
 
 use crate::principal::{PrincipalConfig, DEFAULT_PRINCIPAL_HEADER};
+use crate::webhooks::signature::MIN_SECRET_BYTES;
 use crate::webhooks::{MappingConfig, SignatureConfig, WebhookConfig};
 use crate::{random_saga_id, Api, DEFAULT_BODY_LIMIT};
 
@@ -52,14 +53,32 @@ fn header(env: &Env, name: &str, default: &'static str) -> Result<HeaderName, Co
     }
 }
 
+/// A webhook secret shorter than [`MIN_SECRET_BYTES`] is refused at init: a short shared
+/// secret can be guessed offline from one signed request.
+fn check_secret_length(name: &str, secret: &str) -> Result<(), ConfigError> {
+    if secret.len() >= MIN_SECRET_BYTES {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid {
+        name: name.to_string(),
+        value: format!("({} bytes, redacted)", secret.len()),
+        why: format!(
+            "a webhook secret needs at least {MIN_SECRET_BYTES} bytes; generate one with \
+             `openssl rand -hex 32` and give the same value to the ticketing systems"
+        ),
+    })
+}
+
 /// The webhook settings from the environment.
 pub fn webhooks_from_env(env: &Env) -> Result<WebhookConfig, ConfigError> {
     let secret = env.required(
         "WEBHOOK_SECRET",
         "the HMAC-SHA256 secret shared with the ticketing systems that call /webhooks/{source}",
     )?;
+    check_secret_length("WEBHOOK_SECRET", &secret)?;
     let mut signature = SignatureConfig::new(secret.into_bytes());
     if let Some(previous) = env.get("WEBHOOK_SECRET_PREVIOUS") {
+        check_secret_length("WEBHOOK_SECRET_PREVIOUS", &previous)?;
         signature.secrets.push(previous.into_bytes());
     }
     signature.signature_header = header(

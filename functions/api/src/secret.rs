@@ -266,7 +266,7 @@ mod tests {
             .insert("arn:plain".into(), "  abc123 \n".into());
         reader.secrets.insert(
             "arn:json".into(),
-            r#"{"current":"new","previous":"old"}"#.into(),
+            r#"{"current":"new-secret-0123456789abcdef012345","previous":"old-secret-0123456789abcdef012345"}"#.into(),
         );
         let out = resolve(vars(&[("WEBHOOK_SECRET_ARN", "arn:plain")]), &reader)
             .await
@@ -282,14 +282,23 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(get(&out, "WEBHOOK_SECRET").as_deref(), Some("new"));
-        assert_eq!(get(&out, "WEBHOOK_SECRET_PREVIOUS").as_deref(), Some("old"));
+        assert_eq!(
+            get(&out, "WEBHOOK_SECRET").as_deref(),
+            Some("new-secret-0123456789abcdef012345")
+        );
+        assert_eq!(
+            get(&out, "WEBHOOK_SECRET_PREVIOUS").as_deref(),
+            Some("old-secret-0123456789abcdef012345")
+        );
         // The resolved variables configure the webhooks.
         let env = Env::from_pairs(out.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let hooks = crate::config::webhooks_from_env(&env).unwrap();
         assert_eq!(
             hooks.signature.secrets,
-            vec![b"new".to_vec(), b"old".to_vec()]
+            vec![
+                b"new-secret-0123456789abcdef012345".to_vec(),
+                b"old-secret-0123456789abcdef012345".to_vec()
+            ]
         );
     }
 

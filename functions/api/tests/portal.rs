@@ -476,6 +476,33 @@ fn a_missing_webhook_secret_names_the_variable() {
     assert!(err.to_string().contains("WEBHOOK_SECRET"), "{err}");
 }
 
+#[test]
+fn a_short_webhook_secret_is_refused_at_init_without_echoing_it() {
+    for (name, pairs) in [
+        (
+            "WEBHOOK_SECRET",
+            vec![("WEBHOOK_SECRET", "hunter2-too-short")],
+        ),
+        (
+            "WEBHOOK_SECRET_PREVIOUS",
+            vec![
+                ("WEBHOOK_SECRET", SECRET),
+                ("WEBHOOK_SECRET_PREVIOUS", "old-and-short"),
+            ],
+        ),
+    ] {
+        let err =
+            onboard_api::config::webhooks_from_env(&onboard_lambda_common::Env::from_pairs(pairs))
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains(name) && err.contains("at least 32 bytes"),
+            "{err}"
+        );
+        assert!(!err.contains("short"), "the secret is not echoed: {err}");
+    }
+}
+
 #[tokio::test]
 async fn retry_queues_a_redrive_only_for_a_rollback_failed_saga() {
     let h = harness();

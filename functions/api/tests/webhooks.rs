@@ -186,6 +186,29 @@ async fn redelivery_returns_the_same_saga_and_a_changed_spec_conflicts() {
 }
 
 #[tokio::test]
+async fn the_same_ticket_id_from_two_systems_is_two_requests() {
+    let h = harness();
+    let servicenow = h.webhook("servicenow", SERVICENOW.as_bytes()).await;
+    assert_eq!(servicenow.status, 202, "{}", servicenow.text);
+    let mut generic: Value = serde_json::from_str(GENERIC).unwrap();
+    generic["ticketId"] = json!("CHG0012345");
+    let r = h.webhook("generic", generic.to_string().as_bytes()).await;
+    assert_eq!(r.status, 202, "keys are namespaced by source: {}", r.text);
+    assert_eq!(r.json["created"], true);
+    assert_ne!(r.json["sagaId"], servicenow.json["sagaId"]);
+    let rec = h
+        .store
+        .get(r.json["sagaId"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rec.idempotency_key.as_deref(),
+        Some("ticket:generic:CHG0012345")
+    );
+}
+
+#[tokio::test]
 async fn an_approved_ticket_with_a_bad_spec_points_into_the_webhook_body() {
     let h = harness();
     let mut body: Value = serde_json::from_str(JIRA).unwrap();

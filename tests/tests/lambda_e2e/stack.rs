@@ -26,7 +26,7 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to wait for a message on a queue.
 pub const RECEIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// The webhook secret the api function is configured with.
-pub const WEBHOOK_SECRET: &str = "e2e-webhook-secret";
+pub const WEBHOOK_SECRET: &str = "e2e-webhook-secret-0123456789abcdef";
 /// Where `AWS_ENDPOINT_URL` points: a closed local port, so a service without its own endpoint
 /// variable fails at once instead of reaching AWS.
 const NOWHERE: &str = "http://127.0.0.1:9";

@@ -3,7 +3,7 @@
 //!
 //! * **ServiceNow** (`/webhooks/servicenow`): a change request as a business rule's outbound
 //!   REST message sends it: `number` is the ticket id, `approval` must be `approved`, the approver
-//!   is `approved_by`, else `sys_updated_by`, else `requested_by`; the spec is in the field
+//!   is `approved_by` only (never `sys_updated_by`/`requested_by`); the spec is in the field
 //!   `u_onboarding_spec` (configurable), as an object or a JSON string. Reference fields may be
 //!   plain strings or `{"value": …, "display_value": …}`.
 //! * **Jira** (`/webhooks/jira`): a Jira Cloud/Server `jira:issue_*` webhook: `issue.key` is
@@ -181,16 +181,16 @@ fn servicenow(body: &Value, cfg: &MappingConfig) -> Result<Decision, Vec<Problem
             ),
         });
     }
-    let approver = text(body.get("approved_by"))
-        .or_else(|| text(body.get("sys_updated_by")))
-        .or_else(|| text(body.get("requested_by")))
-        .ok_or_else(|| {
-            missing(
-                "approved_by",
-                "who approved the change",
-                "Include `approved_by` (or `sys_updated_by`) in the outbound REST message.",
-            )
-        })?;
+    // Only the explicit approver: `sys_updated_by` and `requested_by` may be the requester
+    // themselves, who must never be recorded as the approval.
+    let approver = text(body.get("approved_by")).ok_or_else(|| {
+        missing(
+            "approved_by",
+            "who approved the change",
+            "Include `approved_by` (the approving user) in the outbound REST message; \
+             `sys_updated_by` and `requested_by` are not taken as the approver.",
+        )
+    })?;
     let path = cfg.servicenow_spec_field.clone();
     let spec = spec_at(body.get(&path), &path)?;
     Ok(Decision::Approved(Approved {
@@ -327,13 +327,27 @@ mod tests {
         let body = json!({
             "number": "CHG0012345",
             "approval": {"value": "approved", "display_value": "Approved"},
-            "sys_updated_by": "bob.approver",
+            "approved_by": {"value": "bob.approver", "display_value": "Bob Approver"},
             "u_onboarding_spec": "{\"displayName\":\"CRM\"}"
         });
         let a = approved(decide(Source::ServiceNow, &body, &MappingConfig::default()).unwrap());
         assert_eq!(a.ticket_id, "CHG0012345");
         assert_eq!(a.principal, "servicenow:bob.approver");
         assert_eq!(a.spec, json!({"displayName": "CRM"}));
+    }
+
+    #[test]
+    fn servicenow_never_takes_the_requester_or_last_updater_as_the_approver() {
+        let body = json!({
+            "number": "CHG0012345",
+            "approval": "approved",
+            "requested_by": "alice.requester",
+            "sys_updated_by": "alice.requester",
+            "u_onboarding_spec": {"displayName": "CRM"}
+        });
+        let err = decide(Source::ServiceNow, &body, &MappingConfig::default()).unwrap_err();
+        let text = format!("{err:?}");
+        assert!(text.contains("approved_by"), "{text}");
     }
 
     #[test]

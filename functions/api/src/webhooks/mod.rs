@@ -17,6 +17,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use onboard_core::idempotency;
 use onboard_core::spec::RequestSource;
 use onboard_core::validation::{Problem, ValidationErrors};
 use onboard_lambda_common::Metric;
@@ -161,7 +162,9 @@ pub async fn receive(
         )
         .and_then(|spec| spec.validate().map(|_| spec))
         .map_err(|e| ApiProblem::validation(under(&approved.spec_path, e)))?;
-        Ok::<_, Box<ApiProblem>>(accept(&api, &spec, None).await)
+        // Keyed per ticketing system: the same ticket id from two systems is two requests.
+        let key = idempotency::ticket_key(source.as_str(), &approved.ticket_id);
+        Ok::<_, Box<ApiProblem>>(accept(&api, &spec, Some(&key)).await)
     };
     run.await.unwrap_or_else(IntoResponse::into_response)
 }

@@ -23,6 +23,9 @@ type HmacSha256 = hmac::Hmac<Sha256>;
 pub const DEFAULT_SIGNATURE_HEADER: &str = "x-onboard-signature";
 pub const DEFAULT_TIMESTAMP_HEADER: &str = "x-onboard-timestamp";
 
+/// The shortest webhook secret the API accepts (the configuration refuses a shorter one).
+pub const MIN_SECRET_BYTES: usize = 32;
+
 /// How webhook requests are authenticated.
 #[derive(Clone)]
 pub struct SignatureConfig {

@@ -23,7 +23,7 @@ use tower::ServiceExt;
 
 pub mod world;
 
-pub const SECRET: &str = "test-webhook-secret";
+pub const SECRET: &str = "test-webhook-secret-0123456789abcdef";
 pub const ALPHA: &str = "11111111-1111-4111-8111-111111111111";
 pub const BETA: &str = "22222222-2222-4222-8222-222222222222";
 
