@@ -204,6 +204,20 @@ pub struct ServeArgs {
     /// Repeatable.
     #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
     pub allow_hosts: Vec<String>,
+    /// The token every request but /health, /openapi.json and the signed webhooks must send
+    /// (`Authorization: Bearer TOKEN`); a random one is generated and printed when absent.
+    #[arg(
+        long,
+        env = "ONBOARD_SERVE_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Let POST /preflight fetch access URLs on loopback and private networks (an intranet
+    /// app); by default only public addresses are fetched, so a request cannot make the server
+    /// probe the local network or the cloud metadata service.
+    #[arg(long)]
+    pub allow_private_fetch: bool,
 }
 
 #[derive(Debug, Args)]

@@ -44,6 +44,8 @@ fn onboard(state: &TempDir) -> Command {
 struct Server {
     child: Child,
     url: String,
+    /// The per-run token it printed.
+    token: String,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
 }
@@ -77,6 +79,7 @@ impl Server {
         let mut server = Server {
             child,
             url: String::new(),
+            token: String::new(),
             lines,
             seen: Vec::new(),
         };
@@ -86,6 +89,13 @@ impl Server {
             .iter()
             .find_map(|l| l.strip_prefix("listening on "))
             .expect("a `listening on URL` line before `ready`")
+            .to_string();
+        server.token = server
+            .seen
+            .iter()
+            .find(|l| l.starts_with("token "))
+            .and_then(|l| l.rsplit(": ").next())
+            .expect("a `token (...): TOKEN` line before `ready`")
             .to_string();
         server
     }
@@ -149,8 +159,9 @@ impl Response {
     }
 }
 
-/// One HTTP/1.1 request on a fresh connection, as [`PRINCIPAL`] unless `headers` name another
-/// `x-onboard-principal` (an empty one sends none).
+/// One HTTP/1.1 request on a fresh connection, as [`PRINCIPAL`] with the server's token and
+/// Host unless `headers` name another `x-onboard-principal`, `authorization` or `host` (an
+/// empty value sends none).
 async fn call(
     server: &Server,
     method: &str,
@@ -165,14 +176,24 @@ async fn call(
         .await
         .unwrap();
     tokio::spawn(conn);
+    let host = headers
+        .iter()
+        .find(|(k, _)| *k == "host")
+        .map_or(server.authority(), |(_, v)| *v);
     let mut req = hyper::Request::builder()
         .method(method)
         .uri(path)
-        .header("host", server.authority());
+        .header("host", host);
     if !headers.iter().any(|(k, _)| *k == "x-onboard-principal") {
         req = req.header("x-onboard-principal", PRINCIPAL);
     }
-    for (k, v) in headers.iter().filter(|(_, v)| !v.is_empty()) {
+    if !headers.iter().any(|(k, _)| *k == "authorization") {
+        req = req.header("authorization", format!("Bearer {}", server.token));
+    }
+    for (k, v) in headers
+        .iter()
+        .filter(|(k, v)| !v.is_empty() && *k != "host")
+    {
         req = req.header(*k, *v);
     }
     let resp = sender
@@ -568,4 +589,90 @@ async fn serve_lets_only_the_owner_and_an_admin_read_or_change_an_application() 
         view["log"][0]["detail"],
         "admin@example.com may change: rule admin"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_refuses_other_hosts_foreign_origins_and_requests_without_its_token() {
+    let state = TempDir::new().unwrap();
+    let server = Server::start(&state);
+    let port = server.authority().rsplit(':').next().unwrap().to_string();
+    let spec = || std::fs::read(example("crm-panel.json")).unwrap();
+    let json = ("content-type", "application/json");
+
+    // DNS rebinding: the attacker's name resolves to 127.0.0.1, the Host header stays theirs.
+    let rebound = format!("attacker.example:{port}");
+    let r = call(
+        &server,
+        "POST",
+        "/applications",
+        &[json, ("host", &rebound)],
+        spec(),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("attacker.example"));
+
+    // A page of another site posting to localhost: the browser names its origin.
+    let r = call(
+        &server,
+        "POST",
+        "/applications",
+        &[json, ("origin", "https://attacker.example")],
+        spec(),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+
+    // No token (or a wrong one): 401, for reads too.
+    for auth in ["", "Bearer not-the-token"] {
+        let r = call(
+            &server,
+            "POST",
+            "/applications",
+            &[json, ("authorization", auth)],
+            spec(),
+        )
+        .await;
+        assert_eq!(r.status, 401, "{}", String::from_utf8_lossy(&r.body));
+        let r = call(
+            &server,
+            "GET",
+            "/applications",
+            &[("authorization", auth)],
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(r.status, 401);
+    }
+    let list = call(&server, "GET", "/applications", &[], Vec::new()).await;
+    assert_eq!(
+        list.json()["items"],
+        serde_json::json!([]),
+        "nothing was recorded"
+    );
+
+    // Liveness and the API description stay open; the same origin and localhost are fine.
+    let health = call(
+        &server,
+        "GET",
+        "/health",
+        &[("authorization", "")],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(health.status, 200);
+    let same_origin = format!("http://localhost:{port}");
+    let localhost = format!("localhost:{port}");
+    let r = call(
+        &server,
+        "POST",
+        "/applications",
+        &[json, ("origin", &same_origin), ("host", &localhost)],
+        spec(),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
 }

@@ -15,6 +15,7 @@ pub mod pause;
 pub mod plan;
 pub mod retry;
 pub mod serve;
+pub mod serve_guard;
 pub mod status;
 
 use std::io::Read;

@@ -166,10 +166,11 @@ async fn check(
 
 /// Preflight's ports on a target: its services (read-only use), the permission simulator and a
 /// page fetcher. Shared with `onboard serve`, whose `POST /preflight` runs the same checks.
-pub fn preflight_ports(world: &World) -> Result<PreflightPorts, CliError> {
+/// `allow_private`: fetch access URLs on private networks too (the operator's own `plan`; for
+/// `serve`, only with `--allow-private-fetch`, since any caller chooses the URL there).
+pub fn preflight_ports(world: &World, allow_private: bool) -> Result<PreflightPorts, CliError> {
     let limits = FetchLimits {
-        // The operator's own tool (and `serve`, their local API): private networks allowed.
-        allow_private_networks: true,
+        allow_private_networks: allow_private,
         ..FetchLimits::default()
     };
     let fetcher = ReqwestPageFetcher::new(limits).map_err(|e| CliError::Config {
@@ -191,7 +192,7 @@ async fn inspect(
     spec: &ApplicationSpec,
     v: &Validated,
 ) -> Result<Inspection, CliError> {
-    let ports = preflight_ports(world)?;
+    let ports = preflight_ports(world, true)?;
     let (principal, note) = principal(world, args, spec).await;
     let mut inspection = preflight::inspect(&ports, v, None, principal.as_deref()).await?;
     inspection.findings.extend(note);

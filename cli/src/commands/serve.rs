@@ -36,6 +36,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::args::{OutputFormat, ServeArgs};
 use crate::commands::drive;
+use crate::commands::serve_guard::{self, Guard};
 use crate::error::{exit, CliError};
 use crate::progress::{new_entries, ObservedStore};
 use crate::render;
@@ -128,8 +129,19 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<u8, CliError> {
     });
     // POST /preflight runs the saga's checks read-only on the same target, plus permissions
     // and framing.
-    api.preflight_aws = Some(crate::commands::plan::preflight_ports(&world)?);
-    let router = onboard_api::router(Arc::new(api));
+    api.preflight_aws = Some(crate::commands::plan::preflight_ports(
+        &world,
+        args.allow_private_fetch,
+    )?);
+    let (token, token_generated) = match args.token.as_deref().filter(|t| !t.is_empty()) {
+        Some(t) => (t.to_string(), false),
+        None => (random_hex("a server token")?, true),
+    };
+    let guard = Arc::new(Guard::new(addr.port(), &args.allow_hosts, token));
+    let router = onboard_api::router(Arc::new(api)).layer(axum::middleware::from_fn_with_state(
+        guard.clone(),
+        serve_guard::check,
+    ));
 
     // The engine writes through an observed store: every accepted write is a progress line, and
     // the point where a stopping server may let go of the saga.
@@ -167,6 +179,16 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<u8, CliError> {
             json!({"event": "webhookSecret", "secret": secret, "generated": true}),
         );
     }
+    if token_generated {
+        out.say(
+            &format!(
+                "token (send `Authorization: Bearer <token>`; --token or ONBOARD_SERVE_TOKEN \
+                 chooses one): {}",
+                guard.token()
+            ),
+            json!({"event": "token", "token": guard.token(), "generated": true}),
+        );
+    }
     resume_unfinished(stores.store.as_ref(), &queue_tx, out).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -180,8 +202,8 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<u8, CliError> {
     );
     out.say(
         &format!(
-            "ready: POST {url}/applications with an X-Onboard-Principal header (trusted as sent: \
-             local use only), then GET {url}/applications/{{id}}; Ctrl-C stops"
+            "ready: POST {url}/applications with the token and an X-Onboard-Principal header \
+             (trusted as sent: local use only), then GET {url}/applications/{{id}}; Ctrl-C stops"
         ),
         json!({"event": "ready", "url": url}),
     );
@@ -261,12 +283,19 @@ fn webhook_secret(args: &ServeArgs) -> Result<(String, bool), CliError> {
         }
         return Ok((secret.to_string(), false));
     }
+    Ok((random_hex("a webhook secret")?, true))
+}
+
+/// 32 random bytes from the OS, as hex.
+fn random_hex(what: &str) -> Result<String, CliError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| CliError::Config {
-        message: format!("cannot generate a webhook secret: {e}"),
-        fix: "Pass --webhook-secret SECRET or set ONBOARD_WEBHOOK_SECRET.".into(),
+        message: format!("cannot generate {what}: {e}"),
+        fix: "Pass --webhook-secret SECRET and --token TOKEN (or set ONBOARD_WEBHOOK_SECRET and \
+              ONBOARD_SERVE_TOKEN)."
+            .into(),
     })?;
-    Ok((bytes.iter().map(|b| format!("{b:02x}")).collect(), true))
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Serve the router until the stop signal, then finish the requests in flight.

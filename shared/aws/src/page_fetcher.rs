@@ -83,7 +83,11 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || compatible // ::a.b.c.d (deprecated IPv4-compatible; also covers :: and ::1)
         || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
         || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
+        || (first & 0xffc0) == 0xfec0 // deprecated site-local fec0::/10 (still routed inside some sites)
         || (first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
+        || (first == 0x2001 && ip.segments()[1] == 0x0000) // Teredo 2001::/32 tunnels to IPv4
+        || first == 0x2002 // 6to4 2002::/16 embeds (and reaches) an IPv4 address
+        || (first == 0x0100 && ip.segments()[1..4].iter().all(|s| *s == 0)) // discard 100::/64
         || first == 0x0064) // NAT64 64:ff9b::/96 and local-use 64:ff9b:1::/48 reach IPv4
 }
 
@@ -100,11 +104,10 @@ impl reqwest::dns::Resolve for PublicOnly {
             let public: Vec<SocketAddr> =
                 all.iter().copied().filter(|a| is_public(a.ip())).collect();
             if public.is_empty() && !all.is_empty() {
-                let shown: Vec<String> = all.iter().map(|a| a.ip().to_string()).collect();
+                // The addresses are not echoed: an answer must not map the internal network.
                 return Err(format!(
-                    "{host} resolves only to non-public addresses ({}); the preflight fetches \
-                     public pages only",
-                    shown.join(", ")
+                    "{host} resolves only to non-public addresses; the preflight fetches public \
+                     pages only"
                 )
                 .into());
             }

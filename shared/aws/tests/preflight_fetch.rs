@@ -458,6 +458,13 @@ async fn by_default_only_public_addresses_are_contacted() {
     ] {
         let err = public_only.fetch_headers(&url).await.unwrap_err();
         assert!(err.reason.contains("public"), "{url}: {}", err.reason);
+        if url.contains("localhost") {
+            assert!(
+                !err.reason.contains("127.0.0.1") && !err.reason.contains("::1"),
+                "resolved addresses are not echoed: {}",
+                err.reason
+            );
+        }
     }
     assert!(
         seen.lock().unwrap().is_empty(),
@@ -507,6 +514,10 @@ fn public_means_globally_routable() {
         "::ffff:10.0.0.1",
         "::127.0.0.1",
         "64:ff9b::a00:1",
+        "fec0::1",
+        "2002:a00:1::1",
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+        "100::1",
     ] {
         assert!(!is_public(ip.parse().unwrap()), "{ip}");
     }
