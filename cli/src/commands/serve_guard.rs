@@ -40,7 +40,9 @@ impl Guard {
             let has_port = h
                 .rsplit_once(':')
                 .is_some_and(|(name, p)| !name.ends_with(':') && p.parse::<u16>().is_ok());
-            if has_port && !(h.contains("::") && !h.starts_with('[')) {
+            // A bare IPv6 literal (`::1`) has colons but no port.
+            let bare_ipv6 = h.contains("::") && !h.starts_with('[');
+            if has_port && !bare_ipv6 {
                 hosts.insert(h);
             } else {
                 hosts.insert(format!("{h}:{port}"));

@@ -4,14 +4,19 @@
 //! request, in this order:
 //!
 //! 1. HTTP API IAM authorization: `authorizer.iam.userArn` (else `callerId`);
-//! 2. HTTP API JWT authorizer (e.g. Cognito, Entra ID): claim `email`, else
-//!    `preferred_username`, `username`, `sub`;
-//! 3. Lambda authorizer context: `principal`, else `principalId`;
+//! 2. HTTP API JWT authorizer (e.g. Cognito, Entra ID): `jwt:<iss>|<sub>` — the issuer and the
+//!    subject, which the identity provider never reassigns; never the `email` or a username,
+//!    which a user may be able to change (and then take over another user's applications);
+//! 3. Lambda authorizer context: `authorizer:<principal>` (else `principalId`);
 //! 4. REST API (payload v1): `identity.userArn`, else `identity.caller`.
 //!
 //! The caller's groups (for owner-group and admin-group rules) come from the JWT's
 //! `cognito:groups` or `groups` claim, a Lambda authorizer's `groups` field or, locally, the
 //! `X-Onboard-Groups` header (comma-separated) when the principal header is trusted.
+//!
+//! Only IAM principals are recorded bare (their ARN); every other kind carries its prefix, so a
+//! claim or authorizer value shaped like an ARN can never pass for an IAM principal (preflight
+//! simulates IAM principals only).
 //!
 //! Without a request context (`onboard serve`, tests) the identity is taken from a header
 //! (`X-Onboard-Principal` by default) when the configuration allows it. A request with neither
@@ -151,20 +156,52 @@ fn from_context(ext: &Extensions) -> Option<String> {
 }
 
 fn from_claims(claims: &HashMap<String, String>) -> Option<String> {
-    ["email", "preferred_username", "username", "sub"]
-        .iter()
-        .find_map(|k| claims.get(*k).cloned())
+    let nonblank = |k: &str| claims.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let (iss, sub) = (nonblank("iss")?, nonblank("sub")?);
+    Some(format!("jwt:{iss}|{sub}"))
 }
 
 fn from_fields(fields: &HashMap<String, Value>) -> Option<String> {
     ["principal", "principalId"]
         .iter()
-        .find_map(|k| fields.get(*k).and_then(Value::as_str).map(str::to_string))
+        .find_map(|k| fields.get(*k).and_then(Value::as_str))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("authorizer:{p}"))
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jwt_principals_are_issuer_and_subject_never_the_mutable_email() {
+        let claims: HashMap<String, String> = [
+            ("iss", "https://issuer.example"),
+            ("sub", "8f0c"),
+            ("email", "arn:aws:iam::111122223333:role/Admin"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(
+            from_claims(&claims).as_deref(),
+            Some("jwt:https://issuer.example|8f0c")
+        );
+        let mut no_sub = claims.clone();
+        no_sub.remove("sub");
+        assert_eq!(from_claims(&no_sub), None, "no subject: no identity (401)");
+        let fields: HashMap<String, Value> = [(
+            "principal".to_string(),
+            Value::from("arn:aws:iam::1:role/X"),
+        )]
+        .into();
+        assert_eq!(
+            from_fields(&fields).as_deref(),
+            Some("authorizer:arn:aws:iam::1:role/X")
+        );
+    }
 
     #[test]
     fn groups_claims_are_split_however_the_gateway_flattened_them() {

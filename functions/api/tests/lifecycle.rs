@@ -609,10 +609,14 @@ async fn api_gateway_events_carry_the_authorizer_identity_into_the_saga() {
     let off = include_str!("fixtures/apigw-v2-offboard-jwt.json").replace("{{APP}}", &app);
     let r = w.h.send_event(&off).await;
     let record = assert_accepted(&w, &r, "offboard", "offboard", &app).await;
-    assert_eq!(record.input["requester"], "bob@example.com");
+    let bob = "jwt:https://cognito-idp.us-east-1.amazonaws.com/us-east-1_EXAMPLE|8f0c1d2e-0000-4000-8000-00000000b0b0";
     assert_eq!(
-        record.log[0].detail.as_deref(),
-        Some("bob@example.com may offboard: rule admin-group (group platform-admins)")
+        record.input["requester"], bob,
+        "issuer and subject, not the mutable email"
+    );
+    assert_eq!(
+        record.log[0].detail.clone().unwrap(),
+        format!("{bob} may offboard: rule admin-group (group platform-admins)")
     );
 }
 
