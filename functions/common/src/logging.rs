@@ -15,6 +15,8 @@
 //!
 //! The level comes from `AWS_LAMBDA_LOG_LEVEL` (Lambda's advanced logging control) or
 //! `RUST_LOG` (`info`, `warn`, or per target: `info,onboard_core=debug`); default `info`.
+//! Whatever is asked, the Lambda runtime crates and the HTTP stack log at `info` at most: at
+//! `debug`/`trace` they log raw events and bodies (bearer tokens, webhook payloads).
 
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
@@ -32,10 +34,32 @@ pub fn filter(env: &Env) -> Result<Targets, ConfigError> {
     };
     // Lambda's levels include FATAL, which tracing calls ERROR.
     let spec = raw.to_ascii_lowercase().replace("fatal", "error");
-    spec.parse::<Targets>().map_err(|e| ConfigError::Invalid {
+    let targets = spec.parse::<Targets>().map_err(|e| ConfigError::Invalid {
         name: name.to_string(),
         value: raw,
         why: format!("not a log level or filter ({e}); use e.g. info or info,onboard_core=debug"),
+    })?;
+    Ok(pinned(targets))
+}
+
+/// Crates that log whole requests, events or bodies below `info`.
+const PINNED_TARGETS: [&str; 6] = [
+    "lambda_runtime",
+    "lambda_runtime_api_client",
+    "lambda_http",
+    "hyper",
+    "hyper_util",
+    "aws_smithy_runtime",
+];
+
+/// `targets` with [`PINNED_TARGETS`] capped at `info` (a directive for the same target
+/// replaces the asked one).
+fn pinned(targets: Targets) -> Targets {
+    let info = tracing::level_filters::LevelFilter::INFO;
+    PINNED_TARGETS.iter().fold(targets, |t, target| {
+        let asked = t.iter().find(|(name, _)| name == target).map(|(_, l)| l);
+        // Keep a quieter level the operator asked for (e.g. `hyper=warn`).
+        t.with_target(*target, asked.map_or(info, |l| l.min(info)))
     })
 }
 
@@ -71,6 +95,21 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
+
+    #[test]
+    fn trace_never_reaches_the_runtime_and_http_crates_that_log_raw_events() {
+        use tracing::Level;
+        for spec in ["trace", "trace,lambda_runtime=trace,hyper=debug"] {
+            let f = filter(&Env::from_pairs([("RUST_LOG", spec)])).unwrap();
+            assert!(f.would_enable("onboard_core::engine", &Level::TRACE), "{spec}");
+            for target in ["lambda_runtime", "lambda_http::request", "hyper"] {
+                assert!(!f.would_enable(target, &Level::DEBUG), "{spec}: {target}");
+                assert!(f.would_enable(target, &Level::INFO), "{spec}: {target}");
+            }
+        }
+        let quiet = filter(&Env::from_pairs([("RUST_LOG", "info,hyper=warn")])).unwrap();
+        assert!(!quiet.would_enable("hyper", &Level::INFO), "a quieter ask is kept");
+    }
 
     #[derive(Clone, Default)]
     struct Buf(Arc<Mutex<Vec<u8>>>);
