@@ -81,6 +81,28 @@ pub(crate) async fn authorize(
         .map_err(|d| Box::new(forbidden(api, d)))
 }
 
+/// Saga `id` and the grant for `action` on it: 404 when there is no such saga, 403 when the
+/// caller may not.
+pub(crate) async fn saga_for(
+    api: &Api,
+    caller: &Caller,
+    id: &str,
+    action: Action,
+) -> Result<(SagaRecord, Grant), Box<ApiProblem>> {
+    let record = api
+        .onboarding
+        .store
+        .get(id)
+        .await
+        .map_err(ApiProblem::store)?
+        .ok_or_else(|| {
+            ApiProblem::new(Kind::NotFound, format!("saga {id} does not exist"))
+                .fix("Use the sagaId returned by POST /applications.")
+        })?;
+    let grant = authorize(api, caller, &record, action).await?;
+    Ok((record, grant))
+}
+
 /// Keeps the sagas of a listing the caller may read; remembers each application's owners so a
 /// page of one application's sagas reads its root once.
 pub(crate) struct ReadFilter<'a> {

@@ -416,25 +416,11 @@ pub async fn get_application(
     tracing::Span::current().record("saga_id", id.as_str());
     let run = async {
         let caller = caller(&api, &ext, &headers)?;
-        let record = api
-            .onboarding
-            .store
-            .get(&id)
-            .await
-            .map_err(ApiProblem::store)?
-            .ok_or_else(|| no_such_saga(&id))?;
-        access::authorize(&api, &caller, &record, Action::Read).await?;
+        let (record, _) = access::saga_for(&api, &caller, &id, Action::Read).await?;
         tracing::Span::current().record("namespace", record.namespace.as_str());
         Ok::<_, Box<ApiProblem>>(Json(SagaView::from_record(&record)).into_response())
     };
     run.await.unwrap_or_else(IntoResponse::into_response)
-}
-
-fn no_such_saga(id: &str) -> Box<ApiProblem> {
-    Box::new(
-        ApiProblem::new(Kind::NotFound, format!("saga {id} does not exist"))
-            .fix("Use the sagaId returned by POST /applications."),
-    )
 }
 
 /// Re-drive a ROLLBACK_FAILED saga (its rollback resumes from the undo that failed) or a
@@ -462,17 +448,10 @@ pub async fn retry(
     tracing::Span::current().record("saga_id", id.as_str());
     let checked = async {
         let caller = caller(&api, &ext, &headers)?;
-        let record = api
-            .onboarding
-            .store
-            .get(&id)
-            .await
-            .map_err(ApiProblem::store)?
-            .ok_or_else(|| no_such_saga(&id))?;
-        access::authorize(&api, &caller, &record, Action::Retry).await
+        access::saga_for(&api, &caller, &id, Action::Retry).await
     };
     let grant = match checked.await {
-        Ok(g) => g,
+        Ok((_, g)) => g,
         Err(p) => return p.into_response(),
     };
     match api.onboarding.redrive_by(&id, &grant.to_string()).await {

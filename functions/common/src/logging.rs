@@ -101,14 +101,20 @@ mod tests {
         use tracing::Level;
         for spec in ["trace", "trace,lambda_runtime=trace,hyper=debug"] {
             let f = filter(&Env::from_pairs([("RUST_LOG", spec)])).unwrap();
-            assert!(f.would_enable("onboard_core::engine", &Level::TRACE), "{spec}");
+            assert!(
+                f.would_enable("onboard_core::engine", &Level::TRACE),
+                "{spec}"
+            );
             for target in ["lambda_runtime", "lambda_http::request", "hyper"] {
                 assert!(!f.would_enable(target, &Level::DEBUG), "{spec}: {target}");
                 assert!(f.would_enable(target, &Level::INFO), "{spec}: {target}");
             }
         }
         let quiet = filter(&Env::from_pairs([("RUST_LOG", "info,hyper=warn")])).unwrap();
-        assert!(!quiet.would_enable("hyper", &Level::INFO), "a quieter ask is kept");
+        assert!(
+            !quiet.would_enable("hyper", &Level::INFO),
+            "a quieter ask is kept"
+        );
     }
 
     #[derive(Clone, Default)]
