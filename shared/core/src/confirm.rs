@@ -15,6 +15,15 @@
 //! answer is the one the saga gets. IAM writes answered AccessDenied or NoSuchEntity (a role or
 //! permission not yet propagated) are retried a few times with growing waits before the
 //! refusal is believed. Every answer that was contradicted is logged.
+//!
+//! An IAM policy write is also read back until the read shows it (read-your-write): IAM may
+//! answer the old document for seconds after a change, and an SLR edit runs under a lock that
+//! the next saga takes as soon as this one lets go. Without the read-back, that saga could read
+//! the old policy, add its statement and put it back, silently dropping this one's change. A
+//! write that cannot be seen within the attempts is a retryable `WriteNotConfirmed`, so the
+//! step runs again (the write is idempotent) or rolls back within its budget. A security
+//! profile's grants are a read-modify-write of the whole list in the same way, and are read
+//! back the same way.
 
 use std::future::Future;
 use std::ops::Deref;
@@ -125,6 +134,99 @@ impl<P> Confirming<P> {
             }
         }
     }
+}
+
+impl<P> Confirming<P> {
+    /// `read` until `seen` accepts its answer, at most `iam_write_attempts` times with
+    /// doubling waits; then a retryable `WriteNotConfirmed` naming `what`.
+    async fn read_back<T, F, Fut>(
+        &self,
+        operation: &str,
+        what: &str,
+        read: F,
+        seen: impl Fn(&T) -> bool,
+    ) -> Result<(), ErrorInfo>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, ErrorInfo>>,
+    {
+        let attempts = self.policy.iam_write_attempts.max(1);
+        let mut wait = self.policy.delay;
+        let mut last = String::new();
+        for attempt in 1..=attempts {
+            match read().await {
+                Ok(answer) if seen(&answer) => {
+                    if attempt > 1 {
+                        tracing::warn!(
+                            operation,
+                            what,
+                            attempt,
+                            "a read showed the state before the write; it shows the write now"
+                        );
+                    }
+                    return Ok(());
+                }
+                Ok(_) => last = "the state before the write".into(),
+                Err(e) => last = e.to_string(),
+            }
+            if attempt < attempts {
+                self.clock.sleep(wait).await;
+                wait = wait.saturating_mul(2);
+            }
+        }
+        Err(ErrorInfo::new(
+            ErrorKind::NotYetConsistent,
+            "WriteNotConfirmed",
+            format!(
+                "{operation} on {what} succeeded but reading it back still gave {last} after {attempts} attempts"
+            ),
+        )
+        .with_fix("nothing to do: the step is retried; if it keeps failing, check the service's health"))
+    }
+}
+
+impl<P> Confirming<P>
+where
+    P: Deref + Send + Sync,
+    P::Target: IamPort,
+{
+    /// Reads `role`'s `policy` back until `seen` accepts it (absent is `None`).
+    async fn policy_read_back(
+        &self,
+        operation: &str,
+        role: &str,
+        policy: &str,
+        seen: impl Fn(Option<&str>) -> bool,
+    ) -> Result<(), ErrorInfo> {
+        let what = format!("{role}/{policy}");
+        let read = || async {
+            match self.inner.get_role_policy(role, policy).await {
+                Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+                other => other,
+            }
+        };
+        self.read_back(operation, &what, read, |doc: &Option<String>| {
+            seen(doc.as_deref())
+        })
+        .await
+    }
+}
+
+/// The same grants, whatever their order.
+fn same_grants(a: &[ProfileApplication], b: &[ProfileApplication]) -> bool {
+    let key = |apps: &[ProfileApplication]| {
+        let mut k: Vec<_> = apps
+            .iter()
+            .map(|p| {
+                let mut perms = p.permissions.clone();
+                perms.sort();
+                (p.namespace.clone(), perms, p.kind.clone())
+            })
+            .collect();
+        k.sort();
+        k
+    };
+    key(a) == key(b)
 }
 
 fn describe<T>(answer: &Result<T, ErrorInfo>) -> String {
@@ -323,6 +425,14 @@ where
             self.inner
                 .set_profile_applications(instance_id, profile_id, apps)
         })
+        .await?;
+        let what = format!("security profile {profile_id} of {instance_id}");
+        self.read_back(
+            "UpdateSecurityProfile",
+            &what,
+            || self.inner.profile_applications(instance_id, profile_id),
+            |now: &Vec<ProfileApplication>| same_grants(now, apps),
+        )
         .await
     }
 
@@ -366,6 +476,10 @@ where
         self.propagated("PutRolePolicy", || {
             self.inner.put_role_policy(role, policy, document)
         })
+        .await?;
+        self.policy_read_back("PutRolePolicy", role, policy, |doc| {
+            doc.is_some_and(|d| crate::policy::same_document(d, document))
+        })
         .await
     }
 
@@ -375,10 +489,19 @@ where
                 self.inner.delete_role_policy(role, policy)
             })
             .await;
-        self.again("DeleteRolePolicy", first, not_found, || {
-            self.inner.delete_role_policy(role, policy)
-        })
-        .await
+        let answer = self
+            .again("DeleteRolePolicy", first, not_found, || {
+                self.inner.delete_role_policy(role, policy)
+            })
+            .await;
+        match &answer {
+            Err(e) if e.kind != ErrorKind::NotFound => answer,
+            // Absent, deleted now or before: make sure a read no longer shows it.
+            _ => self
+                .policy_read_back("DeleteRolePolicy", role, policy, |doc| doc.is_none())
+                .await
+                .and(answer),
+        }
     }
 
     async fn list_role_policies(&self, role: &str) -> Result<Vec<String>, ErrorInfo> {
@@ -490,5 +613,120 @@ mod tests {
             3 + 4,
             "bounded: four attempts"
         );
+    }
+
+    /// IAM as it is right after a change: the next `lag` reads of a policy answer the document
+    /// it had before the last write.
+    struct Lagging {
+        world: Arc<FakeWorld>,
+        lag: u32,
+        state: std::sync::Mutex<(Option<String>, u32)>,
+    }
+
+    #[async_trait]
+    impl IamPort for Lagging {
+        async fn get_role_policy(
+            &self,
+            role: &str,
+            policy: &str,
+        ) -> Result<Option<String>, ErrorInfo> {
+            let fresh = self.world.get_role_policy(role, policy).await?;
+            let mut state = self.state.lock().unwrap();
+            if state.1 > 0 {
+                state.1 -= 1;
+                return Ok(state.0.clone());
+            }
+            Ok(fresh)
+        }
+        async fn put_role_policy(
+            &self,
+            role: &str,
+            policy: &str,
+            doc: &str,
+        ) -> Result<(), ErrorInfo> {
+            let before = self.world.get_role_policy(role, policy).await?;
+            self.world.put_role_policy(role, policy, doc).await?;
+            *self.state.lock().unwrap() = (before, self.lag);
+            Ok(())
+        }
+        async fn delete_role_policy(&self, role: &str, policy: &str) -> Result<(), ErrorInfo> {
+            let before = self.world.get_role_policy(role, policy).await?;
+            self.world.delete_role_policy(role, policy).await?;
+            *self.state.lock().unwrap() = (before, self.lag);
+            Ok(())
+        }
+        async fn list_role_policies(&self, role: &str) -> Result<Vec<String>, ErrorInfo> {
+            self.world.list_role_policies(role).await
+        }
+    }
+
+    fn lagging(
+        lag: u32,
+    ) -> (
+        Confirming<Arc<Lagging>>,
+        Arc<Lagging>,
+        Arc<ManualClock>,
+        String,
+    ) {
+        let world = Arc::new(FakeWorld::standard());
+        let instance = world.add_instance("i-lag", "lag", true);
+        let role = world.instance_role_name(&instance.id).unwrap();
+        let iam = Arc::new(Lagging {
+            world,
+            lag,
+            state: Default::default(),
+        });
+        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        let c = Confirming::new(iam.clone(), clock.clone(), ConfirmPolicy::default());
+        (c, iam, clock, role)
+    }
+
+    const OLD: &str = r#"{"Version":"2012-10-17","Statement":[]}"#;
+    const NEW: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"a","Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
+
+    #[tokio::test]
+    async fn a_policy_write_is_read_back_until_iam_shows_it() {
+        let (c, iam, clock, role) = lagging(2);
+        iam.world.put_role_policy(&role, "p", OLD).await.unwrap();
+        c.put_role_policy(&role, "p", NEW).await.unwrap();
+        // Two stale reads, then the new document: waits of 0.5 s and 1 s.
+        assert_eq!(clock.slept(), Duration::from_millis(1500));
+        let seen = c.get_role_policy(&role, "p").await.unwrap().unwrap();
+        assert!(crate::policy::same_document(&seen, NEW));
+    }
+
+    #[tokio::test]
+    async fn a_policy_write_that_never_shows_is_a_retryable_error() {
+        let (c, iam, _, role) = lagging(100);
+        iam.world.put_role_policy(&role, "p", OLD).await.unwrap();
+        let err = c.put_role_policy(&role, "p", NEW).await.unwrap_err();
+        assert_eq!(err.code, "WriteNotConfirmed");
+        assert!(err.is_retryable(), "the step runs again: {err}");
+        assert!(err.message.contains("the state before the write"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_policy_delete_is_read_back_until_iam_no_longer_shows_it() {
+        let (c, iam, clock, role) = lagging(1);
+        iam.world.put_role_policy(&role, "p", NEW).await.unwrap();
+        c.delete_role_policy(&role, "p").await.unwrap();
+        assert_eq!(clock.slept(), Duration::from_millis(500));
+        assert!(iam
+            .world
+            .get_role_policy(&role, "p")
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    #[tokio::test]
+    async fn a_write_seen_at_once_costs_one_read_and_no_wait() {
+        let world = Arc::new(FakeWorld::standard());
+        let instance = world.add_instance("i-now", "now", true);
+        let role = world.instance_role_name(&instance.id).unwrap();
+        let (c, clock) = confirming(&world);
+        c.put_role_policy(&role, "p", NEW).await.unwrap();
+        assert_eq!(world.calls("get_role_policy"), 1);
+        assert_eq!(clock.slept(), Duration::ZERO);
     }
 }
