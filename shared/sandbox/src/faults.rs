@@ -1,6 +1,7 @@
 //! Fault injection: fail the Nth call of an operation, fail with probability p from a seed,
-//! add latency, or apply a change and then answer with an error so the caller believes it
-//! failed ("apply then drop"). Rules are added through the control API or the Rust handle.
+//! add latency, serve a read from before the last write (eventual consistency), or apply a
+//! change and then answer with an error so the caller believes it failed ("apply then
+//! drop"). Rules are added through the control API or the Rust handle.
 
 use crate::wire::{ApiError, Service};
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,12 @@ pub enum FaultMode {
     ApplyThenDrop,
     /// Only add the latency.
     Delay,
+    /// Serve a read from the world as it was before the service's last change, as an
+    /// eventually consistent service does for a while after a write (IAM answers the old
+    /// policy for seconds). The lag ends at the first fresh read whose answer shows the
+    /// change, so a client that reads its write back until it shows sees nothing stale
+    /// afterwards. Does nothing to a write, or to a read the change did not affect.
+    Stale,
 }
 
 /// A fault rule. Without `nth` or `probability` it fires on every matching call.
@@ -55,8 +62,8 @@ pub struct FaultSpec {
     /// The error to answer with; the service's internal error when absent.
     #[serde(default)]
     pub error: Option<FaultError>,
-    /// `fail` (default with an error), `apply_then_drop`, or `delay` (default with only a
-    /// latency).
+    /// `fail` (default with an error), `apply_then_drop`, `delay` (default with only a
+    /// latency), or `stale`.
     #[serde(default)]
     pub mode: Option<FaultMode>,
     /// Stop after firing this many times.
@@ -124,6 +131,8 @@ pub(crate) struct Decision {
     pub fail: Option<ApiError>,
     /// Serve the call, then answer with this.
     pub drop_after: Option<ApiError>,
+    /// Serve a read from the world before the service's last change.
+    pub stale: bool,
     /// Ids of the rules that fired.
     pub fired: Vec<u64>,
 }
@@ -197,6 +206,7 @@ impl Faults {
                 FaultMode::ApplyThenDrop if decision.drop_after.is_none() => {
                     decision.drop_after = Some(error);
                 }
+                FaultMode::Stale => decision.stale = true,
                 _ => {}
             }
         }

@@ -100,6 +100,9 @@ pub(crate) struct Inner {
     /// Called with the new [`SandboxHandle::snapshot`] after every call that changed the world,
     /// before its response is sent (see [`SandboxHandle::persist_with`]).
     pub persist: Option<PersistHook>,
+    /// The world before the first change of a service that no read has shown yet, kept
+    /// until a fresh read of that service shows a change, for `stale` faults.
+    pub lagging: Option<(Service, World)>,
 }
 
 /// [`Persist`] behind a name `Debug` can print.
@@ -140,6 +143,7 @@ impl Shared {
         let now = self.now();
         let mut inner = self.lock();
         inner.world = World::from_seed(&inner.seed, now, inner.rng_seed)?;
+        inner.lagging = None;
         inner.faults.clear();
         inner.calls.clear();
         let config = inner.throttle.config().clone();
@@ -153,6 +157,7 @@ impl Shared {
         let mut inner = self.lock();
         let world = World::from_seed(&seed, now, inner.rng_seed)?;
         inner.world = world;
+        inner.lagging = None;
         inner.seed = seed;
         inner.faults.clear();
         inner.calls.clear();
@@ -201,6 +206,7 @@ impl SandboxHandle {
         let (world, seed) = World::from_snapshot(snapshot)?;
         let mut inner = self.shared.lock();
         inner.world = world;
+        inner.lagging = None;
         inner.seed = seed;
         Ok(())
     }
@@ -269,6 +275,7 @@ impl Sandbox {
                     max_applications: config.max_applications,
                 },
                 persist: None,
+                lagging: None,
             }),
             clock: config.clock,
         });
@@ -540,14 +547,38 @@ async fn serve_aws(
     let now = shared.now();
     let mut inner = shared.lock();
     let limits = inner.limits;
-    let world = &mut inner.world;
-    let outcome = match service {
+    let writes = changes_world(op);
+    let before = writes.then(|| inner.world.clone());
+    let lag = match &inner.lagging {
+        Some((s, w)) if !writes && *s == service => Some(w.clone()),
+        _ => None,
+    };
+    let execute = |world: &mut World| match service {
         Service::AppIntegrations => {
             appintegrations::execute(world, op, &call.labels, query, &body, now, limits)
         }
         Service::Connect => connect::execute(world, op, &call.labels, query, &body, now),
         Service::Iam => iam::execute(world, op, &call.iam_params),
     };
+    // A read while the service lags is answered from a copy of the old world when a `stale`
+    // fault fired; otherwise fresh, and once a fresh answer differs from the old one the
+    // caller has seen the change, so the lag is over.
+    let (outcome, stale) = match lag {
+        Some(mut old) if decision.stale => (execute(&mut old), true),
+        Some(mut old) => {
+            let fresh = execute(&mut inner.world);
+            if fresh != execute(&mut old) {
+                inner.lagging = None;
+            }
+            (fresh, false)
+        }
+        None => (execute(&mut inner.world), false),
+    };
+    // Lagging since the first change nobody has seen: a stale read shows none of them.
+    let behind = inner.lagging.as_ref().is_some_and(|(s, _)| *s == service);
+    if let Some(before) = before.filter(|_| outcome.is_ok() && !behind) {
+        inner.lagging = Some((service, before));
+    }
     if outcome.is_ok() && changes_world(op) {
         if let Some(persist) = inner.persist.clone() {
             let snapshot = inner.world.snapshot(&inner.seed);
@@ -586,6 +617,7 @@ async fn serve_aws(
         return render_error(service, &request_id, &error);
     }
     match &outcome {
+        Ok(_) if stale => record(&mut inner, service.name(), op, 200, None, Some("stale")),
         Ok(_) => record(&mut inner, service.name(), op, 200, None, None),
         Err(error) => record(
             &mut inner,

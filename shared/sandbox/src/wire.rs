@@ -107,7 +107,7 @@ impl ApiError {
 }
 
 /// A successful result, before the envelope.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub(crate) enum Reply {
     /// rest-json body.
     Json(Value),

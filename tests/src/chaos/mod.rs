@@ -219,6 +219,16 @@ fn mutating(op: &str) -> bool {
         .any(|p| op.starts_with(p))
 }
 
+/// Reads that feed a read-modify-write of a shared document (an SLR policy, a profile's grant
+/// list): answered from before the last write, they would make a saga put back an old
+/// document over another saga's change.
+fn lagging_read(op: &str) -> bool {
+    matches!(
+        op,
+        "GetRolePolicy" | "ListRolePolicies" | "ListSecurityProfileApplications"
+    )
+}
+
 /// The answer a service gives when it (wrongly, or not yet) believes `op`'s resource is
 /// absent or already there.
 fn contradiction(op: &str, service: Service) -> Option<(&'static str, u16)> {
@@ -237,7 +247,7 @@ fn sandbox_fault(rng: &mut fastrand::Rng) -> (String, FaultSpec) {
     let (op, service) = OPS[rng.usize(..OPS.len())];
     let nth = rng.u64(1..=4);
     let (label, code, mode) = loop {
-        match rng.u8(0..5) {
+        match rng.u8(0..6) {
             0 => {
                 let e = match service {
                     Service::Iam => ("Throttling", 400),
@@ -266,6 +276,7 @@ fn sandbox_fault(rng: &mut fastrand::Rng) -> (String, FaultSpec) {
                     break ("contradicting", Some(e), FaultMode::Fail);
                 }
             }
+            5 if lagging_read(op) => break ("stale", None, FaultMode::Stale),
             _ => {}
         }
     };

@@ -277,3 +277,77 @@ async fn faults_through_the_control_api() {
     let (status, _, answer) = raw(addr, "POST", "/_sandbox/faults", &[], r#"{"nth":"x"}"#).await;
     assert_eq!(status, 400, "{answer}");
 }
+
+#[tokio::test]
+async fn a_stale_read_answers_the_policy_before_the_last_write_until_a_fresh_read() {
+    let env = start().await;
+    let v = |sid: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"{sid}","Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}]}}"#
+        )
+    };
+    let put = |doc: String| {
+        env.iam
+            .put_role_policy()
+            .role_name(EAST_SLR)
+            .policy_name("lag")
+            .policy_document(doc)
+            .send()
+    };
+    let read = || async {
+        let got = env
+            .iam
+            .get_role_policy()
+            .role_name(EAST_SLR)
+            .policy_name("lag")
+            .send()
+            .await
+            .unwrap();
+        decode(got.policy_document())
+    };
+    put(v("one")).await.unwrap();
+    assert!(
+        read().await.contains("\"one\""),
+        "seen: the lag of the first write is over"
+    );
+    put(v("two")).await.unwrap();
+    // A read the change did not affect (the same policy names) does not end the lag.
+    env.iam
+        .list_role_policies()
+        .role_name(EAST_SLR)
+        .send()
+        .await
+        .unwrap();
+    env.sandbox.state().add_fault(FaultSpec {
+        mode: Some(FaultMode::Stale),
+        times: Some(2),
+        ..spec(Service::Iam, "GetRolePolicy")
+    });
+    assert!(
+        read().await.contains("\"one\""),
+        "the world before the last write"
+    );
+    assert!(read().await.contains("\"one\""), "still lagging");
+    assert!(
+        read().await.contains("\"two\""),
+        "the fault is spent: fresh"
+    );
+
+    // After a fresh read the lag is over: a stale fault changes nothing.
+    env.sandbox.state().add_fault(FaultSpec {
+        mode: Some(FaultMode::Stale),
+        times: Some(1),
+        ..spec(Service::Iam, "GetRolePolicy")
+    });
+    assert!(read().await.contains("\"two\""));
+    let stale = env
+        .sandbox
+        .state()
+        .calls()
+        .iter()
+        .filter(|c| c.note.as_deref() == Some("stale"))
+        .count();
+    assert_eq!(stale, 2);
+    // A stale read never changes the world.
+    assert!(env.sandbox.state().dump().to_string().contains("two"));
+}
