@@ -100,6 +100,44 @@ fn every_function_is_granted_exactly_what_its_code_calls() {
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
 
+const SLR_PATH: &str =
+    "role/aws-service-role/connect.amazonaws.com/AWSServiceRoleForAmazonConnect_";
+
+#[test]
+fn the_configured_service_linked_roles_admit_only_connect_slrs() {
+    let (_, template) = load();
+    let param = &template.root["Parameters"]["ConnectServiceLinkedRoleArns"];
+    let pattern = param["AllowedPattern"].as_str().expect("an AllowedPattern");
+    let re = regex::Regex::new(pattern).expect("a valid pattern");
+    let slr = "arn:aws:iam::123456789012:role/aws-service-role/connect.amazonaws.com/AWSServiceRoleForAmazonConnect_XYUbWO6kTpYfc9uUNk5i";
+    assert!(re.is_match(slr));
+    assert!(re.is_match(""), "empty: every SLR of the account");
+    for other in [
+        "arn:aws:iam::123456789012:role/Admin",
+        "arn:aws:iam::123456789012:role/aws-service-role/connect.amazonaws.com/*",
+        "arn:aws:iam::123456789012:role/aws-service-role/connect.amazonaws.com/AWSServiceRoleForAmazonConnect_*",
+        "*",
+    ] {
+        assert!(!re.is_match(other), "{other} must be refused");
+    }
+    // Every function that touches SLR policies is narrowed when the roles are configured.
+    for f in template.functions().unwrap() {
+        for s in &f.statements {
+            let on_slrs = s.resources.iter().any(|r| r.contains(SLR_PATH));
+            if on_slrs {
+                assert!(
+                    s.resources
+                        .iter()
+                        .any(|r| r == "!Ref ConnectServiceLinkedRoleArns"),
+                    "{}: {:?} has no narrow branch",
+                    f.logical_id,
+                    s.actions
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn resources_are_as_narrow_as_each_service_allows() {
     let (_, template) = load();
@@ -128,11 +166,13 @@ fn resources_are_as_narrow_as_each_service_allows() {
                         r.contains(":iam::${AWS::AccountId}:role/")
                             || r.contains(":iam::${AWS::AccountId}:user/")
                     });
+                // The narrow branch: the configured roles, whose pattern admits only SLRs.
+                let slr = |r: &String| {
+                    r.contains(SLR_PATH) || r.trim() == "!Ref ConnectServiceLinkedRoleArns"
+                };
                 if !simulates_callers
-                    && needs(
-                        "iam:",
-                        "role/aws-service-role/connect.amazonaws.com/AWSServiceRoleForAmazonConnect_",
-                    )
+                    && a.to_ascii_lowercase().starts_with("iam:")
+                    && !s.resources.iter().all(slr)
                 {
                     problems.push(format!(
                         "{}: {a} beyond Connect's service-linked roles: {:?}",
