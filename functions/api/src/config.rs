@@ -37,7 +37,7 @@ use onboard_lambda_common::{emf, ConfigError, Emf, Env};
 
 use crate::principal::{PrincipalConfig, DEFAULT_PRINCIPAL_HEADER};
 use crate::webhooks::signature::MIN_SECRET_BYTES;
-use crate::webhooks::{MappingConfig, SignatureConfig, WebhookConfig};
+use crate::webhooks::{MappingConfig, SignatureConfig, Source, WebhookConfig};
 use crate::{random_saga_id, Api, DEFAULT_BODY_LIMIT};
 
 fn header(env: &Env, name: &str, default: &'static str) -> Result<HeaderName, ConfigError> {
@@ -69,6 +69,11 @@ fn check_secret_length(name: &str, secret: &str) -> Result<(), ConfigError> {
     })
 }
 
+/// The variable holding `source`'s own webhook secret, e.g. `WEBHOOK_SECRET_JIRA`.
+pub fn source_secret_var(source: Source) -> String {
+    format!("WEBHOOK_SECRET_{}", source.as_str().to_ascii_uppercase())
+}
+
 /// The webhook settings from the environment.
 pub fn webhooks_from_env(env: &Env) -> Result<WebhookConfig, ConfigError> {
     let secret = env.required(
@@ -80,6 +85,21 @@ pub fn webhooks_from_env(env: &Env) -> Result<WebhookConfig, ConfigError> {
     if let Some(previous) = env.get("WEBHOOK_SECRET_PREVIOUS") {
         check_secret_length("WEBHOOK_SECRET_PREVIOUS", &previous)?;
         signature.secrets.push(previous.into_bytes());
+    }
+    // A source's own secrets replace the shared ones for that source.
+    for source in [Source::ServiceNow, Source::Jira, Source::Generic] {
+        let name = source_secret_var(source);
+        let Some(own) = env.get(&name) else { continue };
+        check_secret_length(&name, &own)?;
+        let mut secrets = vec![own.into_bytes()];
+        let previous = format!("{name}_PREVIOUS");
+        if let Some(p) = env.get(&previous) {
+            check_secret_length(&previous, &p)?;
+            secrets.push(p.into_bytes());
+        }
+        signature
+            .by_source
+            .insert(source.as_str().to_string(), secrets);
     }
     signature.signature_header = header(
         env,

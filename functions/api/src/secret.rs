@@ -8,12 +8,17 @@
 //!
 //! A Secrets Manager value is either the secret as plain text, or JSON
 //! `{"current": "…", "previous": "…"}` so a rotation can keep the old secret valid while the
-//! ticketing systems switch (`previous` becomes `WEBHOOK_SECRET_PREVIOUS`). The secret never
+//! ticketing systems switch (`previous` becomes `WEBHOOK_SECRET_PREVIOUS`). The JSON may also
+//! give a source its own secret, `"jira": {"current": "…", "previous": "…"}` (likewise
+//! `servicenow`, `generic`), which becomes `WEBHOOK_SECRET_JIRA` (`…_PREVIOUS`). The secret never
 //! sits in the function's configuration, and the role reads exactly this one secret.
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use onboard_lambda_common::{ConfigError, Env};
+
+use crate::config::source_secret_var;
+use crate::webhooks::Source;
 
 /// Where the configuration says the secret is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,28 +61,48 @@ pub fn source(env: &Env) -> Result<SecretSource, ConfigError> {
     })
 }
 
-/// `(current, previous)` from a Secrets Manager value: plain text, or JSON with `current`
-/// (and optionally `previous`).
-fn split_value(raw: &str) -> Result<(String, Option<String>), String> {
+/// The variables a Secrets Manager value sets: plain text is `WEBHOOK_SECRET`; JSON has
+/// `current` (and optionally `previous`), and optionally an object per source.
+fn split_value(raw: &str) -> Result<Vec<(String, String)>, String> {
     let trimmed = raw.trim();
     if trimmed.starts_with('{') {
         let v: serde_json::Value =
             serde_json::from_str(trimmed).map_err(|e| format!("not valid JSON: {e}"))?;
-        let text = |k: &str| {
+        let text = |v: &serde_json::Value, k: &str| {
             v.get(k)
                 .and_then(serde_json::Value::as_str)
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
         };
-        let current = text("current")
+        let current = text(&v, "current")
             .ok_or_else(|| "a JSON secret needs a non-empty string \"current\"".to_string())?;
-        return Ok((current, text("previous")));
+        let mut out = vec![("WEBHOOK_SECRET".to_string(), current)];
+        if let Some(p) = text(&v, "previous") {
+            out.push(("WEBHOOK_SECRET_PREVIOUS".into(), p));
+        }
+        for source in [Source::ServiceNow, Source::Jira, Source::Generic] {
+            let Some(own) = v.get(source.as_str()) else {
+                continue;
+            };
+            let name = source_secret_var(source);
+            let current = text(own, "current").ok_or_else(|| {
+                format!(
+                    "\"{}\" needs a non-empty string \"current\"",
+                    source.as_str()
+                )
+            })?;
+            out.push((name.clone(), current));
+            if let Some(p) = text(own, "previous") {
+                out.push((format!("{name}_PREVIOUS"), p));
+            }
+        }
+        return Ok(out);
     }
     if trimmed.is_empty() {
         return Err("the secret is empty".into());
     }
-    Ok((trimmed.to_string(), None))
+    Ok(vec![("WEBHOOK_SECRET".to_string(), trimmed.to_string())])
 }
 
 /// The variables with `WEBHOOK_SECRET` (and `WEBHOOK_SECRET_PREVIOUS`) filled in from the
@@ -109,17 +134,13 @@ pub async fn resolve(
             format!("cannot read the webhook secret: {e}"),
         )
     })?;
-    let (current, previous) = split_value(&raw).map_err(|why| invalid(id, why))?;
+    let fetched = split_value(&raw).map_err(|why| invalid(id, why))?;
+    // What the secret sets replaces the same variables; a rotation's `previous` only when given.
     let mut out: Vec<(String, String)> = vars
         .into_iter()
-        .filter(|(k, _)| {
-            k != "WEBHOOK_SECRET" && (previous.is_none() || k != "WEBHOOK_SECRET_PREVIOUS")
-        })
+        .filter(|(k, _)| k != "WEBHOOK_SECRET" && !fetched.iter().any(|(f, _)| f == k))
         .collect();
-    out.push(("WEBHOOK_SECRET".into(), current));
-    if let Some(p) = previous {
-        out.push(("WEBHOOK_SECRET_PREVIOUS".into(), p));
-    }
+    out.extend(fetched);
     Ok(out)
 }
 
@@ -300,6 +321,47 @@ mod tests {
                 b"old-secret-0123456789abcdef012345".to_vec()
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_json_secret_may_give_a_source_its_own_secret() {
+        let mut reader = Fixed::default();
+        let shared = "shared-0123456789abcdef0123456789ab";
+        let jira = "jira-0123456789abcdef0123456789abcd";
+        let jira_old = "jira-old-0123456789abcdef0123456789";
+        reader.secrets.insert(
+            "arn:json".into(),
+            format!(
+                r#"{{"current":"{shared}","jira":{{"current":"{jira}","previous":"{jira_old}"}}}}"#
+            ),
+        );
+        reader.secrets.insert(
+            "arn:bad".into(),
+            format!(r#"{{"current":"{shared}","jira":{{}}}}"#),
+        );
+        let out = resolve(vars(&[("WEBHOOK_SECRET_ARN", "arn:json")]), &reader)
+            .await
+            .unwrap();
+        assert_eq!(get(&out, "WEBHOOK_SECRET_JIRA").as_deref(), Some(jira));
+        assert_eq!(
+            get(&out, "WEBHOOK_SECRET_JIRA_PREVIOUS").as_deref(),
+            Some(jira_old)
+        );
+        let env = Env::from_pairs(out.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let hooks = crate::config::webhooks_from_env(&env).unwrap();
+        assert_eq!(
+            hooks.signature.secrets_for("jira"),
+            [jira.as_bytes().to_vec(), jira_old.as_bytes().to_vec()]
+        );
+        assert_eq!(
+            hooks.signature.secrets_for("servicenow"),
+            [shared.as_bytes().to_vec()]
+        );
+
+        let err = resolve(vars(&[("WEBHOOK_SECRET_ARN", "arn:bad")]), &reader)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("\"jira\" needs"), "{err}");
     }
 
     #[tokio::test]

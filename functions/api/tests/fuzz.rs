@@ -149,7 +149,7 @@ proptest! {
             headers.insert("x-onboard-signature", v);
         }
         let now = ts.trim().parse::<u64>().unwrap_or(1_700_000_000);
-        let verdict = signature::verify(&cfg, &headers, &body, now);
+        let verdict = signature::verify(&cfg, "generic", &headers, &body, now);
         let genuine = signature::sign(SECRET.as_bytes(), ts.trim(), &body);
         if !sig.contains(genuine.trim_start_matches("sha256=")) {
             prop_assert!(verdict.is_err(), "a forged signature passed: {sig}");

@@ -134,6 +134,49 @@ async fn header_names_are_configurable() {
 }
 
 #[tokio::test]
+async fn a_source_with_its_own_secret_refuses_the_shared_one_and_cannot_sign_for_others() {
+    const JIRA_SECRET: &str = "jira-own-secret-0123456789abcdef0123";
+    let h = harness_with(&[("WEBHOOK_SECRET_JIRA", JIRA_SECRET)]);
+    let ts = h.now_secs().to_string();
+    let post = |path: &'static str, body: &'static str, secret: &'static str| {
+        let sig = signature::sign(secret.as_bytes(), &ts, body.as_bytes());
+        let ts = ts.clone();
+        let h = &h;
+        async move {
+            h.post_raw(
+                path,
+                body.as_bytes().to_vec(),
+                &[("x-onboard-timestamp", &ts), ("x-onboard-signature", &sig)],
+            )
+            .await
+        }
+    };
+    // The shared secret no longer signs for Jira.
+    let r = post("/webhooks/jira", JIRA, SECRET).await;
+    assert_problem(&r, 401, ":bad-signature");
+    assert_eq!(h.saga_count().await, 0);
+    // Jira's own secret cannot sign for another source.
+    let r = post("/webhooks/generic", GENERIC, JIRA_SECRET).await;
+    assert_problem(&r, 401, ":bad-signature");
+    assert_eq!(h.saga_count().await, 0);
+    let r = post("/webhooks/jira", JIRA, JIRA_SECRET).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let r = post("/webhooks/generic", GENERIC, SECRET).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+
+    let err = onboard_api::config::webhooks_from_env(&onboard_lambda_common::Env::from_pairs([
+        ("WEBHOOK_SECRET", SECRET),
+        ("WEBHOOK_SECRET_JIRA", "short"),
+    ]))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("WEBHOOK_SECRET_JIRA") && !err.contains("short"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn a_jira_approval_maps_to_a_spec_and_earlier_states_are_ignored() {
     let h = harness();
     let ignored = h.webhook("jira", JIRA_IN_REVIEW.as_bytes()).await;

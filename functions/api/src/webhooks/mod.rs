@@ -113,7 +113,9 @@ pub async fn receive(
         let raw = body(&api, raw)?;
         let cfg = &api.webhooks;
         let now_secs = api.onboarding.clock.now() / 1000;
-        if let Err(reason) = signature::verify(&cfg.signature, &headers, &raw, now_secs) {
+        if let Err(reason) =
+            signature::verify(&cfg.signature, source.as_str(), &headers, &raw, now_secs)
+        {
             tracing::warn!(source = source.as_str(), reason = %reason, "webhook refused");
             api.emf.emit(
                 &[("Source", source.as_str())],

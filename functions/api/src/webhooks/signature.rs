@@ -10,6 +10,10 @@
 //!   trimming). The `sha256=` prefix is optional; several comma-separated signatures are
 //!   accepted (any one matching passes), which allows rotating the secret without downtime.
 //!
+//! Each source may have secrets of its own (`WEBHOOK_SECRET_JIRA`, …): then only those verify
+//! its requests, so a secret leaked from one ticketing system cannot sign for another. Sources
+//! without their own use the shared secret(s).
+//!
 //! A request whose timestamp is more than the replay window (default 300 s) away from now, in
 //! either direction, is refused. The comparison is constant-time (`hmac`'s `verify_slice`).
 
@@ -31,6 +35,8 @@ pub const MIN_SECRET_BYTES: usize = 32;
 pub struct SignatureConfig {
     /// The shared secret(s): the first signs in tests and tools; any one verifies.
     pub secrets: Vec<Vec<u8>>,
+    /// Secrets of one source (`servicenow`, `jira`, `generic`): only these verify it.
+    pub by_source: std::collections::BTreeMap<String, Vec<Vec<u8>>>,
     pub signature_header: HeaderName,
     pub timestamp_header: HeaderName,
     /// Maximum distance between the timestamp and now, in seconds.
@@ -41,6 +47,7 @@ impl std::fmt::Debug for SignatureConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SignatureConfig")
             .field("secrets", &format!("[{} redacted]", self.secrets.len()))
+            .field("by_source", &self.by_source.keys().collect::<Vec<_>>())
             .field("signature_header", &self.signature_header)
             .field("timestamp_header", &self.timestamp_header)
             .field("tolerance_secs", &self.tolerance_secs)
@@ -53,10 +60,16 @@ impl SignatureConfig {
     pub fn new(secret: impl Into<Vec<u8>>) -> Self {
         SignatureConfig {
             secrets: vec![secret.into()],
+            by_source: Default::default(),
             signature_header: HeaderName::from_static(DEFAULT_SIGNATURE_HEADER),
             timestamp_header: HeaderName::from_static(DEFAULT_TIMESTAMP_HEADER),
             tolerance_secs: 300,
         }
+    }
+
+    /// The secrets that verify `source`'s requests.
+    pub fn secrets_for(&self, source: &str) -> &[Vec<u8>] {
+        self.by_source.get(source).unwrap_or(&self.secrets)
     }
 }
 
@@ -77,9 +90,11 @@ pub fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
     }
 }
 
-/// Check a webhook request; the error says which check failed (never the expected value).
+/// Check a webhook request from `source`; the error says which check failed (never the
+/// expected value). One HMAC pass over the body per secret, whatever the candidates.
 pub fn verify(
     cfg: &SignatureConfig,
+    source: &str,
     headers: &HeaderMap,
     body: &[u8],
     now_secs: u64,
@@ -132,15 +147,16 @@ pub fn verify(
             cfg.signature_header
         ));
     }
-    for secret in &cfg.secrets {
+    for secret in cfg.secrets_for(source) {
+        let Ok(mut mac) = <HmacSha256 as KeyInit>::new_from_slice(secret) else {
+            continue;
+        };
+        mac.update(ts_raw.as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        // The body is hashed once; each candidate is a constant-time compare of the result.
         for sig in &candidates {
-            let Ok(mut mac) = <HmacSha256 as KeyInit>::new_from_slice(secret) else {
-                continue;
-            };
-            mac.update(ts_raw.as_bytes());
-            mac.update(b".");
-            mac.update(body);
-            if mac.verify_slice(sig).is_ok() {
+            if mac.clone().verify_slice(sig).is_ok() {
                 return Ok(());
             }
         }
@@ -176,6 +192,7 @@ mod tests {
         let cfg = SignatureConfig::new("s3cret");
         assert!(verify(
             &cfg,
+            "generic",
             &headers("1700000000", &sig),
             br#"{"a":1}"#,
             1_700_000_100
@@ -189,19 +206,19 @@ mod tests {
         cfg.secrets.push(b"old".to_vec());
         let body = b"{}";
         let old = sign(b"old", "1000", body);
-        assert!(verify(&cfg, &headers("1000", &old), body, 1000).is_ok());
+        assert!(verify(&cfg, "generic", &headers("1000", &old), body, 1000).is_ok());
         let other = sign(b"other", "1000", body);
         let two = format!("{other}, {old}");
-        assert!(verify(&cfg, &headers("1000", &two), body, 1000).is_ok());
-        let err = verify(&cfg, &headers("1000", &other), body, 1000).unwrap_err();
+        assert!(verify(&cfg, "generic", &headers("1000", &two), body, 1000).is_ok());
+        let err = verify(&cfg, "generic", &headers("1000", &other), body, 1000).unwrap_err();
         assert!(err.contains("does not match"), "{err}");
-        let err = verify(&cfg, &headers("1000", &old), body, 1301).unwrap_err();
+        let err = verify(&cfg, "generic", &headers("1000", &old), body, 1301).unwrap_err();
         assert!(err.contains("replay window"), "{err}");
-        let err = verify(&cfg, &headers("1000", &old), b"{ }", 1000).unwrap_err();
+        let err = verify(&cfg, "generic", &headers("1000", &old), b"{ }", 1000).unwrap_err();
         assert!(err.contains("does not match"), "{err}");
-        let err = verify(&cfg, &headers("soon", &old), body, 1000).unwrap_err();
+        let err = verify(&cfg, "generic", &headers("soon", &old), body, 1000).unwrap_err();
         assert!(err.contains("seconds"), "{err}");
-        let err = verify(&cfg, &HeaderMap::new(), body, 1000).unwrap_err();
+        let err = verify(&cfg, "generic", &HeaderMap::new(), body, 1000).unwrap_err();
         assert!(err.contains("missing"), "{err}");
     }
 
@@ -214,12 +231,28 @@ mod tests {
         let body = b"{}";
         let ts = "1700000000";
         let commas = ",".repeat(5000);
-        let err = verify(&cfg, &headers(ts, &commas), body, 1_700_000_000).unwrap_err();
+        let err = verify(&cfg, "generic", &headers(ts, &commas), body, 1_700_000_000).unwrap_err();
         assert!(err.contains("at most 4"), "{err}");
         let good = sign(b"secret", ts, body);
         let rotated = format!("sha256=00,{good}");
-        verify(&cfg, &headers(ts, &rotated), body, 1_700_000_000).unwrap();
-        let err = verify(&cfg, &headers(ts, ",,"), body, 1_700_000_000).unwrap_err();
+        verify(&cfg, "generic", &headers(ts, &rotated), body, 1_700_000_000).unwrap();
+        let err = verify(&cfg, "generic", &headers(ts, ",,"), body, 1_700_000_000).unwrap_err();
         assert!(err.contains("not sha256=<hex>"), "{err}");
+    }
+
+    #[test]
+    fn a_source_with_its_own_secret_accepts_only_that_secret() {
+        let mut cfg = SignatureConfig::new("shared");
+        cfg.by_source
+            .insert("jira".into(), vec![b"jira-only".to_vec()]);
+        let body = b"{}";
+        let shared = sign(b"shared", "1000", body);
+        let jira = sign(b"jira-only", "1000", body);
+        assert!(verify(&cfg, "jira", &headers("1000", &jira), body, 1000).is_ok());
+        let err = verify(&cfg, "jira", &headers("1000", &shared), body, 1000).unwrap_err();
+        assert!(err.contains("does not match"), "{err}");
+        // Jira's secret cannot sign for ServiceNow, which still uses the shared one.
+        assert!(verify(&cfg, "servicenow", &headers("1000", &jira), body, 1000).is_err());
+        assert!(verify(&cfg, "servicenow", &headers("1000", &shared), body, 1000).is_ok());
     }
 }
