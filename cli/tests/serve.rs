@@ -676,3 +676,53 @@ async fn serve_refuses_other_hosts_foreign_origins_and_requests_without_its_toke
     .await;
     assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
 }
+
+/// The preflight's framing check fetches the access URL from the operator's machine: without
+/// `--allow-private-fetch` a URL on a private network (here loopback) is never contacted, and
+/// the finding says why; with it, the fetch is made.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_preflight_fetches_a_private_access_url_only_with_the_flag() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let accepted = |l: &std::net::TcpListener| {
+        let mut n = 0;
+        while let Ok((mut s, _)) = l.accept() {
+            use std::io::Write;
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            n += 1;
+        }
+        n
+    };
+    let mut spec: Value =
+        serde_json::from_slice(&std::fs::read(example("crm-panel.json")).unwrap()).unwrap();
+    spec["accessUrl"] = Value::String(format!("https://127.0.0.1:{port}/agent-panel"));
+    spec["namespace"] = Value::String("private.example.com".into());
+    spec["approvedOrigins"] = serde_json::json!([]);
+    let framing = |body: &Value| -> String { body["findings"].to_string() };
+    let preflight = |server: &Server| {
+        call(
+            server,
+            "POST",
+            "/preflight",
+            &[("content-type", "application/json")],
+            spec.to_string().into_bytes(),
+        )
+    };
+
+    let state = TempDir::new().unwrap();
+    let server = Server::start(&state);
+    let r = preflight(&server).await;
+    assert_eq!(r.status, 200);
+    let finding = framing(&r.json());
+    assert!(finding.contains("is not a public address"), "{finding}");
+    assert_eq!(accepted(&listener), 0, "the private address was contacted");
+    drop(server);
+
+    let state = TempDir::new().unwrap();
+    let server = Server::start_with(&state, &["--allow-private-fetch"]);
+    let r = preflight(&server).await;
+    assert_eq!(r.status, 200);
+    assert!(accepted(&listener) >= 1, "{}", framing(&r.json()));
+}
