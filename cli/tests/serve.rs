@@ -701,19 +701,21 @@ async fn serve_preflight_fetches_a_private_access_url_only_with_the_flag() {
     spec["namespace"] = Value::String("private.example.com".into());
     spec["approvedOrigins"] = serde_json::json!([]);
     let framing = |body: &Value| -> String { body["findings"].to_string() };
-    let preflight = |server: &Server| {
+    let body = spec.to_string().into_bytes();
+    async fn preflight(server: &Server, body: Vec<u8>) -> Response {
         call(
             server,
             "POST",
             "/preflight",
             &[("content-type", "application/json")],
-            spec.to_string().into_bytes(),
+            body,
         )
-    };
+        .await
+    }
 
     let state = TempDir::new().unwrap();
     let server = Server::start(&state);
-    let r = preflight(&server).await;
+    let r = preflight(&server, body.clone()).await;
     assert_eq!(r.status, 200);
     let finding = framing(&r.json());
     assert!(finding.contains("is not a public address"), "{finding}");
@@ -722,7 +724,7 @@ async fn serve_preflight_fetches_a_private_access_url_only_with_the_flag() {
 
     let state = TempDir::new().unwrap();
     let server = Server::start_with(&state, &["--allow-private-fetch"]);
-    let r = preflight(&server).await;
+    let r = preflight(&server, body.clone()).await;
     assert_eq!(r.status, 200);
     assert!(accepted(&listener) >= 1, "{}", framing(&r.json()));
 }
