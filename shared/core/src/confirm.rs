@@ -138,7 +138,8 @@ impl<P> Confirming<P> {
 
 impl<P> Confirming<P> {
     /// `read` until `seen` accepts its answer, at most `iam_write_attempts` times with
-    /// doubling waits; then a retryable `WriteNotConfirmed` naming `what`.
+    /// doubling waits; then a retryable `WriteNotConfirmed` naming `what`. A terminal read
+    /// error ends it at once.
     async fn read_back<T, F, Fut>(
         &self,
         operation: &str,
@@ -167,6 +168,8 @@ impl<P> Confirming<P> {
                     return Ok(());
                 }
                 Ok(_) => last = "the state before the write".into(),
+                // A refusal (denied, invalid, gone) is the caller's to act on, as for any call.
+                Err(e) if !e.is_retryable() => return Err(e),
                 Err(e) => last = e.to_string(),
             }
             if attempt < attempts {
