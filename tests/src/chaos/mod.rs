@@ -877,8 +877,15 @@ impl Episode {
         }
         found.extend(self.check(&outstanding).await);
         if found.is_empty() {
-            for (app, _) in &outstanding {
-                if let Err(e) = self.repair(app).await {
+            for (i, (app, _)) in outstanding.iter().enumerate() {
+                // Tampering of the applications not repaired yet may still show.
+                let done = &outstanding[..=i];
+                let not_yet: Vec<_> = outstanding[i + 1..]
+                    .iter()
+                    .filter(|(a, _)| done.iter().all(|(d, _)| d != a))
+                    .cloned()
+                    .collect();
+                if let Err(e) = self.repair(app, &not_yet).await {
                     found.push(format!("the operator's fault-free drift fix of {app}: {e}"));
                 }
             }
@@ -1028,7 +1035,7 @@ impl Episode {
     }
 
     /// A fault-free drift check and fix of `app`, run to its end, as an operator would.
-    async fn repair(&mut self, app: &str) -> Result<(), String> {
+    async fn repair(&mut self, app: &str, not_yet: &[(String, Projection)]) -> Result<(), String> {
         let report = self
             .lifecycle
             .check_drift(&self.ports(), app)
@@ -1050,7 +1057,7 @@ impl Episode {
             Some(SagaStatus::Succeeded) => {}
             other => return Err(format!("ended {other:?}")),
         }
-        let found = self.check(&[]).await;
+        let found = self.check(not_yet).await;
         if found.is_empty() {
             Ok(())
         } else {
