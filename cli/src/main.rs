@@ -4,7 +4,6 @@
 
 mod args;
 mod commands;
-mod diff;
 mod error;
 mod faults;
 mod progress;

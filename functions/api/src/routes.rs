@@ -13,6 +13,7 @@ use onboard_core::access::Caller;
 use onboard_core::error::ErrorInfo;
 use onboard_core::idempotency::SubmitError;
 use onboard_core::onboard;
+use onboard_core::plan;
 use onboard_core::preflight::{self, Finding, PageFetcher, PreflightPorts};
 use onboard_core::record::{SagaRecord, SagaStatus};
 use onboard_core::service::{RedriveFailure, SubmitFailure};
@@ -178,6 +179,13 @@ pub struct Preflight {
     /// `{severity: ERROR|WARNING, check, evidence, fix}` per finding; an error makes `ok` false.
     #[schema(value_type = Vec<Object>)]
     pub findings: Vec<Finding>,
+    /// The plan in words, as `onboard plan --output json` prints it: the steps per instance,
+    /// the statement each service-linked-role policy gains (before, after and a line diff;
+    /// the current policy only when the API read AWS) and the security-profile grants. Absent
+    /// when the spec is invalid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub preview: Option<plan::Plan>,
 }
 
 /// Liveness.
@@ -643,6 +651,7 @@ pub async fn preflight(
             warnings: Vec::new(),
             plan: Vec::new(),
             findings: Vec::new(),
+            preview: None,
         };
         let validated = match validated {
             Ok(v) => v,
@@ -676,11 +685,18 @@ pub async fn preflight(
             Ok(None) => {}
             Err(e) => return Err(ApiProblem::store(e).into()),
         }
+        let mut facts = None;
         if let Some(aws) = &api.preflight_aws {
-            out.findings =
-                aws_findings(aws, api.fetcher.as_ref(), &validated, &principal.principal)
+            let inspection =
+                aws_inspection(aws, api.fetcher.as_ref(), &validated, &principal.principal)
                     .await
                     .map_err(|e| Box::new(aws_unavailable(&e)))?;
+            out.findings = inspection.findings.clone();
+            facts = Some(plan::Facts {
+                target: "aws".into(),
+                inspection,
+                profile_names: Default::default(),
+            });
         } else if let Some(fetcher) = &api.fetcher {
             out.warnings
                 .extend(embedding_warnings(fetcher.as_ref(), &validated.spec.access_url).await);
@@ -696,6 +712,8 @@ pub async fn preflight(
                 })
                 .collect();
         }
+        // A policy that cannot be parsed is already a finding; the preview is then left out.
+        out.preview = plan::build(&validated.spec, &validated, facts.as_ref()).ok();
         out.ok = out.problems.is_empty() && !preflight::has_errors(&out.findings);
         Ok::<_, Box<ApiProblem>>(Json(out).into_response())
     };
@@ -704,21 +722,22 @@ pub async fn preflight(
 
 /// The core's preflight over the API's AWS ports, framing checked against the instances' real
 /// domains when a page fetcher is configured; permissions are simulated for the caller's
-/// principal (an assumed-role session is mapped to its role). Errors first.
-async fn aws_findings(
+/// principal (an assumed-role session is mapped to its role). Findings errors first.
+async fn aws_inspection(
     aws: &PreflightPorts,
     fetcher: Option<&Arc<dyn PageFetcher>>,
     validated: &Validated,
     principal: &str,
-) -> Result<Vec<Finding>, ErrorInfo> {
+) -> Result<preflight::Inspection, ErrorInfo> {
     let mut ports = aws.clone();
     if ports.fetcher.is_none() {
         ports.fetcher = fetcher.cloned();
     }
-    let inspection = preflight::inspect(&ports, validated, None, Some(principal)).await?;
-    let mut findings = inspection.findings;
-    findings.sort_by_key(|f| f.severity != preflight::Severity::Error);
-    Ok(findings)
+    let mut inspection = preflight::inspect(&ports, validated, None, Some(principal)).await?;
+    inspection
+        .findings
+        .sort_by_key(|f| f.severity != preflight::Severity::Error);
+    Ok(inspection)
 }
 
 /// 503 for a retryable AWS failure during preflight: nothing was decided, ask to retry.

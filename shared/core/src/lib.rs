@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod lifecycle;
 pub mod locks;
 pub mod onboard;
+pub mod plan;
 pub mod policy;
 pub mod ports;
 pub mod preflight;
