@@ -200,6 +200,16 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<u8, CliError> {
         &format!("listening on {url}"),
         json!({"event": "listening", "url": url}),
     );
+    // The token and a local identity ride in the fragment, which the browser keeps to itself.
+    let portal = format!(
+        "{url}/#token={}&as={}",
+        guard.token(),
+        url::form_urlencoded::byte_serialize(local_principal().as_bytes()).collect::<String>()
+    );
+    out.say(
+        &format!("portal: open {portal} in a browser to onboard and follow apps"),
+        json!({"event": "portal", "url": portal}),
+    );
     out.say(
         &format!(
             "ready: POST {url}/applications with the token and an X-Onboard-Principal header \
@@ -255,6 +265,14 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<u8, CliError> {
     }
     out.say("stopped", json!({"event": "stopped"}));
     Ok(exit::OK)
+}
+
+/// Who the portal acts as by default: the operating-system user on this machine.
+fn local_principal() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "local".into());
+    format!("{user}@localhost")
 }
 
 fn listen_error(addr: &str, e: &std::io::Error) -> CliError {

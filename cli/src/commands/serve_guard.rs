@@ -6,8 +6,10 @@
 //! * the `Host` must be one this server answers to (127.0.0.1, localhost or [::1] on its port,
 //!   or a `--allow-host`), which a rebinding page cannot fake;
 //! * an `Origin`, when the browser sends one, must be `http://` and one of those hosts;
-//! * every route but `/health`, `/openapi.json` and the HMAC-signed webhooks needs the per-run
-//!   token printed at start (`Authorization: Bearer <token>`), which no other page knows.
+//! * every route but `/health`, `/openapi.json`, the portal page and its assets (which hold
+//!   no data) and the HMAC-signed webhooks needs the per-run token printed at start
+//!   (`Authorization: Bearer <token>`), which no other page knows. The printed portal link
+//!   carries it in the URL fragment, which the browser never sends to any server.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -78,10 +80,11 @@ impl Guard {
     }
 }
 
-/// Routes a caller without the token may use: liveness, the API description and the webhooks
-/// (authenticated by their HMAC signature instead).
+/// Routes a caller without the token may use: liveness, the API description, the portal page
+/// and its assets, and the webhooks (authenticated by their HMAC signature instead).
 fn open_route(method: &Method, path: &str) -> bool {
-    (method == Method::GET && matches!(path, "/health" | "/openapi.json"))
+    (method == Method::GET
+        && (matches!(path, "/" | "/health" | "/openapi.json") || path.starts_with("/portal/")))
         || (method == Method::POST && path.starts_with("/webhooks/"))
 }
 

@@ -17,6 +17,7 @@
 //! | `POST /webhooks/{source}` | signed ticket webhooks (`servicenow`, `jira`, `generic`) |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document, generated from these handlers |
 //! | `GET /health` | liveness |
+//! | `GET /`, `GET /portal/…` | the self-service portal page and its assets (not in the OpenAPI document) |
 //!
 //! Handlers hold their dependencies as ports ([`Api`]: the core's `Onboarding` over
 //! `Arc<dyn SagaStore>` and `Arc<dyn SagaQueue>`), so tests run the router with the in-memory
@@ -39,7 +40,9 @@ use utoipa_axum::routes;
 
 pub mod access;
 pub mod config;
+pub mod csrf;
 pub mod lifecycle_routes;
+pub mod portal;
 pub mod principal;
 pub mod problem;
 pub mod routes;
@@ -143,8 +146,11 @@ pub fn router(api: Arc<Api>) -> Router {
     let limit = api.body_limit;
     let (router, _) = api_routes().split_for_parts();
     router
+        .merge(portal::routes())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(middleware::from_fn(csrf::guard))
+        .layer(middleware::map_response(portal::security_headers))
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(request_span))
         .with_state(api)

@@ -116,6 +116,12 @@ pub struct ListParams {
     pub cursor: Option<String>,
     /// Page size, 1–100 (default 20).
     pub limit: Option<usize>,
+    /// Only sagas of this kind: `onboard`, `change`, `offboard` or `adopt`.
+    pub kind: Option<String>,
+    /// Only sagas on this namespace (exact): an application's whole history.
+    pub namespace: Option<String>,
+    /// Only sagas this principal asked for (exact).
+    pub requester: Option<String>,
 }
 
 /// The status page of one saga (`SagaView` of the core).
@@ -169,6 +175,8 @@ pub struct PlannedStep {
 pub struct Preflight {
     /// True when a submission would be accepted now.
     pub ok: bool,
+    /// The namespace the application gets (given, or derived from the access URL); also
+    /// answered for an invalid spec when it can be told, so a form can suggest it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     pub problems: Vec<FieldProblem>,
@@ -510,9 +518,11 @@ fn encode_cursor(status: SagaStatus, inner: Option<&str>) -> String {
     hex::encode(format!("{}~{}", status.as_str(), inner.unwrap_or("")))
 }
 
-/// List sagas, oldest update first within each status. An administrator sees every saga; anyone
-/// else only the sagas of applications they own (or whose owner group they are in), so a page
-/// may hold fewer than `limit` items before the last: follow `nextCursor` until it is absent.
+/// List sagas, oldest update first within each status, optionally only one kind, namespace or
+/// requester. An administrator sees every saga; anyone else only the sagas of applications they
+/// own (or whose owner group they are in). Filtered listings read a bounded number of store
+/// pages per request, so a page may hold fewer than `limit` items before the last: follow
+/// `nextCursor` until it is absent.
 #[utoipa::path(
     get,
     path = "/applications",
@@ -579,7 +589,22 @@ pub async fn list(
         let mut items = Vec::new();
         // A non-administrator's listing skips what they may not read; it reads at most this
         // many store pages per request and hands back a cursor for the rest.
-        let mut pages_left = if filter.sees_everything() {
+        let wanted =
+            |v: &Option<String>| v.as_deref().filter(|v| !v.is_empty()).map(str::to_string);
+        let (kind, namespace, requester) = (
+            wanted(&params.kind),
+            wanted(&params.namespace),
+            wanted(&params.requester),
+        );
+        let narrowed = kind.is_some() || namespace.is_some() || requester.is_some();
+        let matches = |s: &SagaSummary| {
+            kind.as_ref().is_none_or(|k| s.kind.eq_ignore_ascii_case(k))
+                && namespace.as_ref().is_none_or(|n| &s.namespace == n)
+                && requester
+                    .as_ref()
+                    .is_none_or(|r| s.requested_by.as_ref() == Some(r))
+        };
+        let mut pages_left = if filter.sees_everything() && !narrowed {
             usize::MAX
         } else {
             10
@@ -597,8 +622,9 @@ pub async fn list(
                 Err(e) => return Err(ApiProblem::store(e)),
             };
             for record in &page.items {
-                if filter.may_read(record).await? {
-                    items.push(SagaSummary::from(record));
+                let summary = SagaSummary::from(record);
+                if matches(&summary) && filter.may_read(record).await? {
+                    items.push(summary);
                 }
             }
             match page.next {
@@ -641,9 +667,11 @@ pub async fn preflight(
     let run = async {
         let raw = body(&api, raw)?;
         let principal = caller(&api, &ext, &headers)?;
-        let validated =
-            spec_with_requester(&raw, RequestSource::Portal, &principal.principal, None)
-                .and_then(|spec| spec.validate());
+        let spec = spec_with_requester(&raw, RequestSource::Portal, &principal.principal, None);
+        let validated = spec
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|s| s.validate());
         let mut out = Preflight {
             ok: false,
             namespace: None,
@@ -656,6 +684,8 @@ pub async fn preflight(
         let validated = match validated {
             Ok(v) => v,
             Err(errs) => {
+                // The namespace a valid spec would get, so a form can suggest it early.
+                out.namespace = spec.ok().and_then(|s| s.effective_namespace().ok());
                 out.problems = errs.problems.into_iter().map(FieldProblem::from).collect();
                 out.warnings = errs.warnings.into_iter().map(FieldProblem::from).collect();
                 return Ok(Json(out).into_response());
