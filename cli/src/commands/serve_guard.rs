@@ -178,4 +178,26 @@ mod tests {
             assert!(!g.token_matches(bad), "{bad}");
         }
     }
+
+    #[test]
+    fn only_the_page_its_assets_liveness_the_description_and_webhooks_go_without_the_token() {
+        for (m, p) in [
+            (Method::GET, "/"),
+            (Method::GET, "/portal/portal.js"),
+            (Method::GET, "/health"),
+            (Method::GET, "/openapi.json"),
+            (Method::POST, "/webhooks/jira"),
+        ] {
+            assert!(open_route(&m, p), "{m} {p}");
+        }
+        for (m, p) in [
+            (Method::GET, "/applications"),
+            (Method::POST, "/"),
+            (Method::POST, "/portal/portal.js"),
+            (Method::POST, "/preflight"),
+            (Method::GET, "/portalx"),
+        ] {
+            assert!(!open_route(&m, p), "{m} {p}");
+        }
+    }
 }

@@ -235,8 +235,8 @@ function renderForm() {
       return;
     }
     clearProblems(form, summary);
-    if (r.body && Array.isArray(r.body.errors)) {
-      showProblems(form, summary, r.body.errors, []);
+    if (r.body && Array.isArray(r.body.problems)) {
+      showProblems(form, summary, r.body.problems, r.body.warnings || []);
     } else {
       summary.replaceChildren(problemBlock(r.body, r.status));
     }
