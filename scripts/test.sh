@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: creates the project-local virtualenv if missing,
 # installs the pinned moto, starts moto_server on a free loopback port, runs format and lint
-# checks and every test, and stops moto however the tests end.
+# checks and every test, then the portal's browser journeys (scripts/browser.sh: Chromium from
+# apt-get and Playwright into the virtualenv on first run), and stops moto however the tests end.
 #
 #   scripts/test.sh            # everything
 #   scripts/test.sh -p onboard-core   # extra arguments go to `cargo test`
@@ -41,14 +42,24 @@ export AWS_EC2_METADATA_DISABLED=true
 unset AWS_PROFILE AWS_SESSION_TOKEN || true
 echo "==> moto on $MOTO_ENDPOINT"
 
+phase_start=$(date +%s)
+phase() { echo "==> $1 took $(( $(date +%s) - phase_start ))s"; phase_start=$(date +%s); }
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
+phase "cargo fmt"
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+phase "cargo clippy"
 echo "==> cargo test"
 if [ "$#" -gt 0 ]; then
   # e.g. `scripts/test.sh -p onboard-core`: only what was asked for.
   cargo test --all-features --locked "$@"
+  phase "cargo test"
 else
   cargo test --workspace --all-features --locked
+  phase "cargo test"
+  # The portal in a real Chromium against `onboard serve --sandbox`, with the binary the tests
+  # above just built.
+  scripts/browser.sh
 fi

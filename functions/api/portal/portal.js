@@ -281,9 +281,8 @@ function showProblems(form, summary, problems, warnings) {
   put(problems, "error");
   put(warnings, "warning");
   if (problems.length) {
-    summary.replaceChildren(
-      el("p", {}, el("strong", {}, `${problems.length} problem(s) to fix`), ": each is shown next to its field."),
-      orphans.length ? el("ul", {}, orphans.map((p) => el("li", {}, `${p.field}: ${p.problem}. Fix: ${p.fix}`))) : null);
+    summary.replaceChildren(el("p", {}, el("strong", {}, `${problems.length} problem(s) to fix`), ": each is shown next to its field."));
+    if (orphans.length) summary.append(el("ul", {}, orphans.map((p) => el("li", {}, `${p.field}: ${p.problem}. Fix: ${p.fix}`))));
   }
 }
 
@@ -328,7 +327,7 @@ function renderPreview(section, pf) {
 // ---- a saga's live timeline --------------------------------------------------------------
 
 async function renderSaga(id) {
-  const state = el("p", { id: "saga-state", role: "status", class: "state" }, "loading");
+  const state = el("span", { id: "saga-state", role: "status", class: "state" }, "loading");
   const timeline = el("ol", { id: "timeline" });
   const error = el("div", { id: "saga-error" });
   const resources = el("dl", { id: "saga-resources" });
@@ -367,11 +366,18 @@ async function renderSaga(id) {
       }
       const res = s.resources || {};
       resources.replaceChildren();
-      if (res.applicationArn) resources.append(el("dt", {}, "Application"), el("dd", { class: "mono" }, res.applicationArn));
+      const created = (s.steps || []).find((n) => n.step === "create_application");
+      const undone = created && created.state === "UNDONE";
+      if (res.applicationArn) resources.append(el("dt", {}, undone ? "Application (deleted by the rollback)" : "Application"), el("dd", { class: "mono" }, res.applicationArn));
       for (const [inst, arn] of Object.entries(res.associations || {})) {
         resources.append(el("dt", {}, `Association on ${inst}`), el("dd", { class: "mono" }, arn));
       }
-      if (!resources.children.length) resources.append(el("dt", {}, "None"), el("dd", {}, TERMINAL.includes(s.status) ? "nothing is left in AWS" : "not yet"));
+      if (!resources.children.length) {
+        const gone = (s.kind === "onboard" && (s.status === "ROLLED_BACK" || s.status === "REFUSED"))
+          || (s.kind === "offboard" && s.status === "SUCCEEDED");
+        resources.append(el("dt", {}, "None"), el("dd", {}, gone ? "nothing of it is left in AWS"
+          : TERMINAL.includes(s.status) ? "this saga made no new resource" : "not yet"));
+      }
       const root = s.parent || ((s.kind === "onboard" || s.kind === "adopt") ? s.id : null);
       links.replaceChildren();
       if (root && (s.parent || s.status === "SUCCEEDED")) links.append(el("a", { href: "#/apps/" + encodeURIComponent(root) }, "Open the application"));
@@ -404,8 +410,10 @@ async function renderList() {
       body)),
     more, el("p", {}, el("a", { href: "#/new" }, "Onboard an app")));
   let cursor = null;
+  let loads = 0; // only the newest listing request may fill the table
   const load = async (reset) => {
-    if (reset) { body.replaceChildren(); cursor = null; }
+    const seq = ++loads;
+    if (reset) cursor = null;
     const q = new URLSearchParams({ limit: "50" });
     if (stateSel.value) q.set("status", stateSel.value);
     if (kindSel.value) q.set("kind", kindSel.value);
@@ -413,7 +421,8 @@ async function renderList() {
     if (namespace.value.trim()) q.set("namespace", namespace.value.trim());
     if (cursor) q.set("cursor", cursor);
     const r = await api("GET", "/applications?" + q);
-    if (mine !== generation) return;
+    if (mine !== generation || seq !== loads) return;
+    if (reset) body.replaceChildren();
     problem.replaceChildren();
     if (r.status !== 200) { problem.append(problemBlock(r.body, r.status)); return; }
     for (const s of r.body.items || []) {
@@ -429,7 +438,10 @@ async function renderList() {
     more.hidden = !cursor;
   };
   for (const c of [stateSel, kindSel]) c.addEventListener("change", () => load(true));
-  for (const c of [requester, namespace]) c.addEventListener("change", () => load(true));
+  let typing = null;
+  for (const c of [requester, namespace]) {
+    c.addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(() => load(true), 300); });
+  }
   more.addEventListener("click", () => load(false));
   await load(true);
 }
@@ -485,9 +497,9 @@ async function renderApp(id) {
     const driftBox = el("div", { id: "app-drift" });
     if (drift.status === 200 && drift.body) {
       const items = drift.body.items || [];
-      driftBox.append(el("p", {}, items.length ? `${items.length} difference(s) found ${when(drift.body.checkedAt)}:` : `No drift at the last check ${when(drift.body.checkedAt)}.`),
-        items.length ? el("ul", {}, items.map((d) => el("li", {}, d.detail || d.kind))) : null,
-        items.length && !app.offboarded ? el("button", { type: "button", onclick: () => act("POST", `/applications/${encodeURIComponent(id)}/drift/fix`, {}) }, "Fix drift") : null);
+      driftBox.append(el("p", {}, items.length ? `${items.length} difference(s) found ${when(drift.body.checkedAt)}:` : `No drift at the last check ${when(drift.body.checkedAt)}.`));
+      if (items.length) driftBox.append(el("ul", {}, items.map((d) => el("li", {}, d.detail || d.kind))));
+      if (items.length && !app.offboarded) driftBox.append(el("button", { type: "button", onclick: () => act("POST", `/applications/${encodeURIComponent(id)}/drift/fix`, {}) }, "Fix drift"));
     } else {
       driftBox.append(el("p", {}, "Not checked yet (`onboard drift` or the scheduled drift check records one)."));
     }
