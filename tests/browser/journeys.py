@@ -320,6 +320,17 @@ def invalid_form(j: Journey) -> None:
             err = page.locator(f"#error-{key}")
             if err.count() and err.inner_text().strip():
                 raise StepFailed(f"#error-{key} is not empty: {err.inner_text()!r}")
+    with j.step("at 320 px wide the form and its errors fit without sideways scrolling"):
+        page.set_viewport_size({"width": 320, "height": 800})
+        width = page.evaluate("document.documentElement.scrollWidth")
+        if width > 320:
+            raise StepFailed(f"the page is {width} px wide at a 320 px viewport")
+    with j.step("the keyboard reaches 'Preview plan' from the last field"):
+        page.get_by_label("Ticket", exact=True).focus()
+        page.keyboard.press("Tab")
+        focused = page.evaluate("document.activeElement && document.activeElement.textContent")
+        if focused != "Preview plan":
+            raise StepFailed(f"Tab from Ticket focuses {focused!r}, not 'Preview plan'")
 
 
 def rollback(j: Journey) -> None:
@@ -340,6 +351,7 @@ def rollback(j: Journey) -> None:
 
 
 def day_two(j: Journey) -> None:
+    """Pause, resume, edit and offboard from the application page."""
     page = j.page
     values = load_example()
     namespace = effective_namespace(values["Access URL"])
@@ -394,6 +406,15 @@ def day_two(j: Journey) -> None:
         app_page()
     with j.step(f"the instance {instance} is active again"):
         expect(instance_row()).to_contain_text("active")
+    renamed = values["Display name"] + " v2"
+    with j.step(f"edit the display name to {renamed!r} and click 'Save changes'"):
+        page.get_by_label("Display name", exact=True).fill(renamed)
+        page.get_by_role("button", name="Save changes").click()
+    day_two_saga("edit")
+    with j.step("back to the application page after the edit"):
+        app_page()
+    with j.step(f"the application is now called {renamed!r}"):
+        expect(page.get_by_role("heading", level=1)).to_contain_text(renamed)
     with j.step("click 'Offboard'"):
         page.get_by_role("button", name="Offboard", exact=True).click()
         confirm = page.get_by_label("Type the namespace to confirm")

@@ -504,6 +504,7 @@ async function renderApp(id) {
       driftBox.append(el("p", {}, "Not checked yet (`onboard drift` or the scheduled drift check records one)."));
     }
     nodes.push(el("h2", {}, "Drift"), driftBox);
+    if (!app.offboarded) nodes.push(el("h2", {}, "Edit"), editForm(id, app));
     if (!app.offboarded) {
       const confirmInput = el("input", { id: "confirm-namespace", spellcheck: "false", autocomplete: "off" });
       const goBtn = el("button", { type: "button", class: "danger", disabled: true }, "Offboard application");
@@ -527,6 +528,64 @@ async function renderApp(id) {
   nodes.push(el("h2", {}, "History"), el("div", { class: "table-wrap" }, el("table", { id: "app-history" },
     el("thead", {}, el("tr", {}, ["When", "Kind", "Who", "Ticket", "State", "Saga"].map((x) => el("th", { scope: "col" }, x)))), hbody)));
   view().replaceChildren(...nodes);
+}
+
+/// The edit form: the current values, and a PATCH of the fields that changed.
+function editForm(id, app) {
+  const f = app.fields;
+  const current = {
+    displayName: f.displayName || "",
+    description: f.description || "",
+    accessUrl: f.accessUrl || "",
+    approvedOrigins: (f.approvedOrigins || []).join("\n"),
+    permissions: (f.permissions || []).join("\n"),
+    instances: [...(app.instances || [])].join("\n"),
+  };
+  const keys = ["displayName", "description", "accessUrl", "approvedOrigins", "permissions", "instances"];
+  const form = el("form", { id: "edit-form", novalidate: true, onsubmit: (e) => e.preventDefault() });
+  for (const key of keys) {
+    const field = FIELDS.find((x) => x.key === key);
+    const inputId = "edit-" + key;
+    const input = field.multi
+      ? el("textarea", { id: inputId, name: key, rows: 3, spellcheck: "false" })
+      : el("input", { id: inputId, name: key, type: field.type || "text", spellcheck: "false", autocomplete: "off" });
+    input.value = current[key];
+    input.setAttribute("aria-describedby", "edit-error-" + key);
+    form.append(el("div", { class: "field" }, el("label", { for: inputId }, field.label), input,
+      el("p", { class: "field-error", id: "edit-error-" + key })));
+  }
+  const summary = el("div", { class: "alert", role: "alert", id: "edit-errors" });
+  const save = el("button", { type: "button" }, "Save changes");
+  form.append(summary, el("div", { class: "actions" }, save));
+  save.addEventListener("click", async () => {
+    const patch = {};
+    for (const key of keys) {
+      const v = form.elements[key].value;
+      if (v.trim() === current[key].trim()) continue;
+      patch[key] = isList(key) ? lines(v) : v.trim();
+    }
+    summary.replaceChildren();
+    for (const key of keys) document.getElementById("edit-error-" + key).textContent = "";
+    if (!Object.keys(patch).length) { summary.append(el("p", {}, "Nothing changed.")); return; }
+    const r = await api("PATCH", "/applications/" + encodeURIComponent(id), patch, { "Idempotency-Key": randomKey() });
+    if (r.status === 202) { location.hash = "#/sagas/" + encodeURIComponent(r.body.sagaId); return; }
+    if (r.body && Array.isArray(r.body.problems)) {
+      for (const p of r.body.problems) {
+        const key = fieldOf(p.field);
+        const target = key && document.getElementById("edit-error-" + key);
+        if (target) target.textContent = `${p.problem}. Fix: ${p.fix}`;
+        else summary.append(el("p", {}, `${p.field}: ${p.problem}. Fix: ${p.fix}`));
+      }
+      summary.prepend(el("p", {}, el("strong", {}, `${r.body.problems.length} problem(s) to fix`), ": each is shown next to its field."));
+    } else {
+      summary.append(problemBlock(r.body, r.status));
+    }
+  });
+  return form;
+}
+
+function isList(key) {
+  return key === "approvedOrigins" || key === "permissions" || key === "instances";
 }
 
 // ---- routing -----------------------------------------------------------------------------
