@@ -191,7 +191,9 @@ function renderForm() {
   form.elements.accessUrl.addEventListener("change", async () => {
     const ns = form.elements.namespace;
     if (ns.value.trim() && !suggested) return;
-    const r = await api("POST", "/preflight", specFrom(withoutNamespace(form)));
+    const spec = specFrom(form);
+    delete spec.namespace; // let the API derive it from the access URL
+    const r = await api("POST", "/preflight", spec);
     if (r.status === 200 && r.body && r.body.namespace && (!ns.value.trim() || suggested)) {
       ns.value = r.body.namespace;
       suggested = true;
@@ -246,11 +248,6 @@ function renderForm() {
   show(el("h1", {}, "Onboard an app"),
     el("p", {}, "Fill in the app's details, preview what will change in each Connect instance, then submit. Nothing changes until you submit."),
     form, preview);
-}
-
-function withoutNamespace(form) {
-  // A stand-in form whose namespace is empty, so the API derives one from the access URL.
-  return { elements: new Proxy(form.elements, { get: (t, k) => (k === "namespace" ? { value: "" } : t[k]) }) };
 }
 
 function clearProblems(form, summary) {

@@ -43,6 +43,7 @@ pub mod config;
 pub mod csrf;
 pub mod lifecycle_routes;
 pub mod portal;
+pub mod preflight_route;
 pub mod principal;
 pub mod problem;
 pub mod routes;
@@ -135,7 +136,7 @@ fn api_routes() -> OpenApiRouter<Arc<Api>> {
         .routes(routes!(lifecycle_routes::get_drift))
         .routes(routes!(lifecycle_routes::fix_drift))
         .routes(routes!(lifecycle_routes::adopt))
-        .routes(routes!(routes::preflight))
+        .routes(routes!(preflight_route::preflight))
         .routes(routes!(webhooks::receive))
         .routes(routes!(routes::health))
         .routes(routes!(routes::openapi_json))
