@@ -11,7 +11,12 @@ use crate::faults::FaultArg;
 /// AppIntegrations application, associate it with instances, grant the service-linked-role
 /// policy and security profiles — with automatic rollback when a step fails.
 #[derive(Debug, Parser)]
-#[command(name = "onboard", version, propagate_version = true)]
+#[command(
+    name = "onboard",
+    version,
+    propagate_version = true,
+    after_help = crate::error::exit::TABLE
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -75,7 +80,7 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Show one saga (the most recent when ID is omitted).
     Status(StatusArgs),
-    /// List recorded sagas, newest first.
+    /// List recorded sagas, oldest first like the API (the most recent --limit of them).
     List(ListArgs),
     /// Re-drive a ROLLBACK_FAILED or NEEDS_ATTENTION saga after fixing its cause (or resume a
     /// stalled one).
@@ -87,8 +92,8 @@ pub enum Command {
     /// Undo a pause: the application is used on the instance again.
     Resume(InstanceArgs),
     /// Remove an application and everything hanging off it (grants, policy statements,
-    /// associations, also ones made outside this tool).
-    Offboard(AppArgs),
+    /// associations, also ones made outside this tool), after you type its namespace.
+    Offboard(OffboardArgs),
     /// Compare an application with AWS now; `--fix` re-applies its recorded state.
     Drift(DriftArgs),
     /// Bring an application created elsewhere (the console) under management.
@@ -103,6 +108,14 @@ pub enum Command {
     /// Write each saga definition as Amazon States Language for Step Functions
     /// (`<kind>.asl.json`, task handler `onboard-step`); nothing else is touched.
     ExportAsl(ExportAslArgs),
+    /// Print a shell completion script, e.g. `onboard completions bash > ~/.local/share/bash-completion/completions/onboard`.
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    pub shell: clap_complete::Shell,
 }
 
 const CHECK_URL_ABOUT: &str = "\
@@ -173,7 +186,20 @@ pub struct ListArgs {
     /// Only sagas in this status (e.g. ROLLED_BACK, rollback_failed).
     #[arg(long, value_name = "STATUS")]
     pub status: Option<String>,
-    /// At most this many sagas.
+    /// Only sagas of this kind: onboard, change, fix, offboard or adopt.
+    #[arg(long, value_name = "KIND")]
+    pub kind: Option<String>,
+    /// Only the sagas of one application: its id (the onboard or adopt saga) and every
+    /// change, fix and offboard on it.
+    #[arg(long, value_name = "APP")]
+    pub application: Option<String>,
+    /// Only sagas on this namespace (exact).
+    #[arg(long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Only sagas this principal asked for (exact, e.g. `cli:alice` or an IAM ARN).
+    #[arg(long, value_name = "PRINCIPAL")]
+    pub requester: Option<String>,
+    /// The most recent this many sagas (still printed oldest first).
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
 }
@@ -259,6 +285,20 @@ pub struct InstanceArgs {
 pub struct AppArgs {
     /// The application (the id of its onboard or adopt saga).
     pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct OffboardArgs {
+    /// The application (the id of its onboard or adopt saga).
+    pub id: String,
+    /// Do not ask for the namespace as confirmation (scripts). Without it the namespace is
+    /// read from standard input, so `echo NAMESPACE | onboard offboard ID` also confirms.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Show what would be removed, read from AWS now exactly as the offboard would; change
+    /// nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -11,7 +11,8 @@ use onboard_core::store::StoreError;
 use onboard_core::validation::ValidationErrors;
 use onboard_sandbox::SandboxError;
 
-/// Exit codes scripts can rely on.
+/// Exit codes scripts can rely on; `onboard --help` and the README print the same table
+/// ([`exit::TABLE`]). A command that runs a saga exits with the code of the saga's final state.
 pub mod exit {
     /// The saga succeeded (or the command did what it was asked).
     pub const OK: u8 = 0;
@@ -29,6 +30,26 @@ pub mod exit {
     pub const NOT_FRAMEABLE: u8 = 5;
     /// `drift` (without `--fix`): the application differs from its recorded state.
     pub const DRIFTED: u8 = 6;
+    /// Another saga holds the namespace or the saga (its lease): nothing was started; wait
+    /// for it and run the command again.
+    pub const BUSY: u8 = 7;
+    /// The command line itself is wrong (an unknown option, a missing argument); sysexits'
+    /// EX_USAGE, so it never reads as "invalid spec" (2).
+    pub const USAGE: u8 = 64;
+
+    /// The exit codes as `onboard --help` prints them.
+    pub const TABLE: &str = "\
+Exit codes (a command that runs a saga exits with its final state; so `retry` that completes
+a rollback exits 3: the rollback is done and nothing is left):
+  0  success: the saga SUCCEEDED, or the command did what it was asked
+  1  another error: I/O, AWS configuration or credentials, the saga store
+  2  the spec or request is invalid, or preflight REFUSED it: nothing was changed
+  3  the saga failed and was ROLLED_BACK: every change was undone
+  4  ROLLBACK_FAILED or NEEDS_ATTENTION: resources remain; fix the cause, `onboard retry ID`
+  5  check-url: some agent workspace cannot (or may not) iframe the URL
+  6  drift: the application differs from its recorded state
+  7  busy: another saga holds the namespace or this saga; nothing was started
+ 64  usage: the command line is wrong (see `onboard COMMAND --help`)";
 }
 
 /// Why a command could not do its job.
@@ -81,15 +102,44 @@ pub enum CliError {
     /// An AWS (or sandbox) call made while planning failed.
     #[error("{}: {}", .0.code, .0.message)]
     Service(#[from] ErrorInfo),
+    #[error("namespace {namespace} is already onboarded as application {app}, and the spec differs in: {differs}")]
+    AlreadyOnboarded {
+        app: String,
+        namespace: String,
+        differs: String,
+    },
+    #[error("offboard not confirmed: {}", match .typed {
+        Some(t) => format!("{t:?} is not the namespace {namespace}"),
+        None => format!("the namespace {namespace} was not typed"),
+    })]
+    NotConfirmed {
+        namespace: String,
+        typed: Option<String>,
+    },
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+}
+
+impl CliError {
+    /// The reader went away (`onboard list | head -1`): not an error worth a message.
+    pub fn is_closed_pipe(&self) -> bool {
+        matches!(self, CliError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
 }
 
 impl CliError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::InvalidSpec { .. } | CliError::InvalidRequest { .. } => exit::INVALID,
+            CliError::InvalidSpec { .. }
+            | CliError::InvalidRequest { .. }
+            | CliError::NotConfirmed { .. }
+            | CliError::AlreadyOnboarded { .. } => exit::INVALID,
+            CliError::Submit(SubmitError::PayloadMismatch { .. }) => exit::INVALID,
+            CliError::Submit(
+                SubmitError::NamespaceBusy { .. } | SubmitError::InProgress { .. },
+            )
+            | CliError::Busy { .. } => exit::BUSY,
             _ => exit::OTHER,
         }
     }
@@ -117,6 +167,8 @@ impl CliError {
             CliError::Busy { .. } => "SagaBusy",
             CliError::NothingToRetry { .. } => "NothingToRetry",
             CliError::Service(_) => "ServiceError",
+            CliError::NotConfirmed { .. } => "NotConfirmed",
+            CliError::AlreadyOnboarded { .. } => "AlreadyOnboarded",
             CliError::Output(_) => "OutputFailed",
         }
     }
@@ -174,6 +226,15 @@ impl CliError {
             ),
             CliError::NothingToRetry { id, .. } => format!("See `onboard status {id}`."),
             CliError::Service(info) => return info.fix.clone(),
+            CliError::AlreadyOnboarded { app, .. } => format!(
+                "Nothing was changed. Change the application with `onboard edit {app} PATCH.json` \
+                 (a JSON object of the differing fields), or offboard it first \
+                 (`onboard offboard {app}`) to onboard it anew."
+            ),
+            CliError::NotConfirmed { namespace, .. } => format!(
+                "Nothing was changed. Type {namespace} when asked (or pipe it: `echo {namespace} | \
+                 onboard offboard ID`), pass --yes in scripts, or see what would go with --dry-run."
+            ),
             CliError::Output(_) => return None,
         })
     }

@@ -3,6 +3,7 @@
 //! exit code (see [`error::exit`]).
 
 mod args;
+mod changes;
 mod commands;
 mod error;
 mod faults;
@@ -24,9 +25,9 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            // Exit 2 means "invalid spec" here; a bad command line is one of the other errors.
+            // Exit 2 means "invalid spec" here; a bad command line has its own code.
             return ExitCode::from(if e.use_stderr() {
-                exit::OTHER
+                exit::USAGE
             } else {
                 exit::OK
             });
@@ -45,6 +46,9 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
+        // What was asked is done; the reader just stopped reading. Exit like `yes | head`
+        // does in a shell without SIGPIPE's noise.
+        Err(err) if err.is_closed_pipe() => ExitCode::from(exit::OK),
         Err(err) => {
             report(&err, output);
             ExitCode::from(err.exit_code())
@@ -69,6 +73,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Serve(a) => commands::serve::run(&ctx, a).await,
         Command::CheckUrl(a) => commands::check_url::run(&ctx, a).await,
         Command::ExportAsl(a) => commands::export_asl::run(&ctx, a),
+        Command::Completions(a) => commands::completions::run(a),
     }
 }
 

@@ -113,12 +113,17 @@ pub enum Progress {
 
 impl Progress {
     /// Spinners on a terminal, plain lines otherwise; quiet for JSON into a pipe.
-    pub fn for_output(output: OutputFormat, saga_id: &str) -> Self {
+    /// `known`: instance aliases the saga did not record itself (a day-two saga's).
+    pub fn for_output(
+        output: OutputFormat,
+        saga_id: &str,
+        known: BTreeMap<String, String>,
+    ) -> Self {
         let tty =
             std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb");
         match (tty, output) {
-            (true, _) => Progress::Bars(Box::new(Bars::new(saga_id))),
-            (false, OutputFormat::Text) => Progress::Lines(Lines::new(saga_id)),
+            (true, _) => Progress::Bars(Box::new(Bars::new(saga_id, known))),
+            (false, OutputFormat::Text) => Progress::Lines(Lines::new(saga_id, known)),
             (false, OutputFormat::Json) => Progress::Quiet,
         }
     }
@@ -162,8 +167,27 @@ pub fn new_entries<'a>(record: &'a SagaRecord, last: &Option<LogEntry>) -> &'a [
     }
 }
 
-fn aliases(record: &SagaRecord) -> BTreeMap<String, String> {
-    onboard_core::onboard::instance_aliases(record)
+fn aliases(record: &SagaRecord, known: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut all = known.clone();
+    all.extend(onboard_core::onboard::instance_aliases(record));
+    all
+}
+
+/// For a change saga, a node event not worth a line: every start (the end follows at once),
+/// and the end of a node that found nothing to do.
+fn quiet(record: &SagaRecord, entry: &LogEntry) -> bool {
+    if !crate::changes::concise(&record.kind) || entry.node == "saga" {
+        return false;
+    }
+    match entry.event.as_str() {
+        "started" => true,
+        "succeeded" => record
+            .nodes
+            .iter()
+            .find(|n| onboard_core::record::node_key(&n.step, n.target.as_deref()) == entry.node)
+            .is_some_and(|n| crate::changes::no_op(n.output.as_ref())),
+        _ => false,
+    }
 }
 
 /// Plain progress: one line per event.
@@ -171,14 +195,16 @@ pub struct Lines {
     saga_id: String,
     last: Option<LogEntry>,
     header: bool,
+    known: BTreeMap<String, String>,
 }
 
 impl Lines {
-    fn new(saga_id: &str) -> Self {
+    fn new(saga_id: &str, known: BTreeMap<String, String>) -> Self {
         Lines {
             saga_id: saga_id.to_string(),
             last: None,
             header: false,
+            known,
         }
     }
 
@@ -186,20 +212,31 @@ impl Lines {
         if record.id != self.saga_id {
             return;
         }
-        let aliases = aliases(record);
+        let aliases = aliases(record, &self.known);
         let mut out = std::io::stdout().lock();
         if !self.header {
             self.header = true;
-            let _ = writeln!(
-                out,
-                "Saga {} ({} of namespace {}): {} step runs",
-                record.id,
-                record.kind,
-                record.namespace,
-                record.nodes.len()
-            );
+            let _ = if crate::changes::concise(&record.kind) {
+                writeln!(
+                    out,
+                    "Saga {} ({} of namespace {}): the steps that change something",
+                    record.id, record.kind, record.namespace
+                )
+            } else {
+                writeln!(
+                    out,
+                    "Saga {} ({} of namespace {}): {} step runs",
+                    record.id,
+                    record.kind,
+                    record.namespace,
+                    record.nodes.len()
+                )
+            };
         }
         for entry in new_entries(record, &self.last) {
+            if quiet(record, entry) {
+                continue;
+            }
             let _ = writeln!(
                 out,
                 "{}",
@@ -214,6 +251,7 @@ impl Lines {
 /// Spinner progress: a header line and one line per node.
 pub struct Bars {
     saga_id: String,
+    known: BTreeMap<String, String>,
     multi: MultiProgress,
     header: ProgressBar,
     nodes: Vec<ProgressBar>,
@@ -224,7 +262,7 @@ pub struct Bars {
 const TICK: Duration = Duration::from_millis(100);
 
 impl Bars {
-    fn new(saga_id: &str) -> Self {
+    fn new(saga_id: &str, known: BTreeMap<String, String>) -> Self {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let active = ProgressStyle::with_template("  {spinner:.cyan} {prefix:<40} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner());
@@ -235,6 +273,7 @@ impl Bars {
         header.enable_steady_tick(TICK);
         Bars {
             saga_id: saga_id.to_string(),
+            known,
             multi,
             header,
             nodes: Vec::new(),
@@ -247,7 +286,7 @@ impl Bars {
         if record.id != self.saga_id {
             return;
         }
-        let aliases = aliases(record);
+        let aliases = aliases(record, &self.known);
         while self.nodes.len() < record.nodes.len() {
             self.nodes.push(self.multi.add(ProgressBar::new_spinner()));
         }
@@ -275,6 +314,14 @@ impl Bars {
                     ("⏸", "left in place (an undo failed first)".into(), false)
                 }
             };
+            if crate::changes::concise(&record.kind)
+                && node.state == NodeState::Succeeded
+                && crate::changes::no_op(node.output.as_ref())
+            {
+                // Nothing to do there: take the line off the screen.
+                bar.finish_and_clear();
+                continue;
+            }
             if running {
                 bar.set_style(self.active.clone());
                 bar.set_prefix(label);
@@ -293,7 +340,7 @@ impl Bars {
         self.header.set_style(self.idle.clone());
         let done = format!("saga {} {}", self.saga_id, self.header.message());
         self.header.finish_with_message(done);
-        for bar in &self.nodes {
+        for bar in self.nodes.iter().filter(|b| !b.is_finished()) {
             bar.disable_steady_tick();
             let msg = bar.message();
             bar.set_style(self.idle.clone());

@@ -25,8 +25,13 @@ pub fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
 
 /// Print text on stdout as is.
 pub fn print_text(text: &str) -> Result<(), CliError> {
+    print_bytes(text.as_bytes())
+}
+
+/// Print bytes on stdout as they are.
+pub fn print_bytes(bytes: &[u8]) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
+    out.write_all(bytes)?;
     out.flush()?;
     Ok(())
 }
@@ -294,14 +299,32 @@ fn error_node(view: &SagaView, err: &ErrorInfo) -> Option<String> {
 
 /// A saga for people: status, step timeline, cause and fix, resources, next action.
 /// `retry_flags` are the target options to repeat in the suggested `onboard retry` command.
-pub fn saga(view: &SagaView, with_log: bool, retry_flags: &str) -> String {
+/// `known` adds instance aliases the saga did not record itself (day-two sagas).
+pub fn saga(
+    view: &SagaView,
+    with_log: bool,
+    retry_flags: &str,
+    known: &BTreeMap<String, String>,
+) -> String {
     let mut s = String::new();
-    let aliases = onboard_core::onboard::aliases_in(
+    let mut aliases = known.clone();
+    aliases.extend(onboard_core::onboard::aliases_in(
         view.steps
             .iter()
             .find(|st| st.step == "validate")
             .and_then(|st| st.output.as_ref()),
-    );
+    ));
+    // A finished change shows what it changed; the no-op nodes stay in `--log`.
+    let concise = crate::changes::concise(&view.kind) && !with_log;
+    let shown: Vec<_> = view
+        .steps
+        .iter()
+        .filter(|st| {
+            !(concise
+                && st.state == NodeState::Succeeded
+                && crate::changes::no_op(st.output.as_ref()))
+        })
+        .collect();
     let t0 = view.created_at;
     let _ = writeln!(
         s,
@@ -316,37 +339,9 @@ pub fn saga(view: &SagaView, with_log: bool, retry_flags: &str) -> String {
     if let Some(parent) = &view.parent {
         let _ = writeln!(s, "  changes application {parent}");
     }
-    let labels: Vec<String> = view
-        .steps
-        .iter()
-        .map(|st| node_label(&st.step, st.instance.as_deref(), &aliases))
-        .collect();
-    let w = labels
-        .iter()
-        .map(|l| l.chars().count())
-        .max()
-        .unwrap_or(4)
-        .max(4);
-    let _ = writeln!(s, "\nTimeline (from {})", utc(t0));
-    let _ = writeln!(
-        s,
-        "  {:<w$} {:<13} {:>9} {:>9}  tries",
-        "step", "state", "start", "end"
-    );
-    for (st, label) in view.steps.iter().zip(&labels) {
-        let at = |t: Option<Millis>| t.map_or_else(|| "-".into(), |t| secs(t.saturating_sub(t0)));
-        let tries = if st.undo_attempts > 0 {
-            format!("{} (+{} undo)", st.attempts, st.undo_attempts)
-        } else {
-            st.attempts.to_string()
-        };
-        let _ = writeln!(
-            s,
-            "  {label:<w$} {:<13} {:>9} {:>9}  {tries}",
-            state_name(st.state),
-            at(st.started_at),
-            at(st.finished_at),
-        );
+    // A change that succeeded is told by its "Changes" section below.
+    if !(concise && view.status == SagaStatus::Succeeded) {
+        timeline(&mut s, view, &shown, &aliases);
     }
     if let (SagaStatus::Refused, Some(err)) = (view.status, &view.last_error) {
         refusal(&mut s, view, err, &aliases);
@@ -363,6 +358,9 @@ pub fn saga(view: &SagaView, with_log: bool, retry_flags: &str) -> String {
         if let Some(fix) = &err.fix {
             let _ = writeln!(s, "Fix: {fix}");
         }
+    }
+    if concise && view.status == SagaStatus::Succeeded {
+        s.push_str(&crate::changes::section(view, &aliases));
     }
     resources(&mut s, view, &aliases);
     application(&mut s, view, &aliases);
@@ -395,6 +393,47 @@ pub fn saga(view: &SagaView, with_log: bool, retry_flags: &str) -> String {
         }
     }
     s
+}
+
+/// The step table: each shown node's state, start and end (from the saga's start) and tries.
+fn timeline(
+    s: &mut String,
+    view: &SagaView,
+    shown: &[&onboard_core::service::StepView],
+    aliases: &BTreeMap<String, String>,
+) {
+    let t0 = view.created_at;
+    let labels: Vec<String> = shown
+        .iter()
+        .map(|st| node_label(&st.step, st.instance.as_deref(), aliases))
+        .collect();
+    let w = labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let _ = writeln!(s, "\nTimeline (from {})", utc(t0));
+    let _ = writeln!(
+        s,
+        "  {:<w$} {:<13} {:>9} {:>9}  tries",
+        "step", "state", "start", "end"
+    );
+    for (st, label) in shown.iter().zip(&labels) {
+        let at = |t: Option<Millis>| t.map_or_else(|| "-".into(), |t| secs(t.saturating_sub(t0)));
+        let tries = if st.undo_attempts > 0 {
+            format!("{} (+{} undo)", st.attempts, st.undo_attempts)
+        } else {
+            st.attempts.to_string()
+        };
+        let _ = writeln!(
+            s,
+            "  {label:<w$} {:<13} {:>9} {:>9}  {tries}",
+            state_name(st.state),
+            at(st.started_at),
+            at(st.finished_at),
+        );
+    }
 }
 
 /// The items of a numbered text (`(1) a; (2) b`, as a refusal joins its findings), or the

@@ -140,7 +140,7 @@ fn apply_pause_resume_drift_offboard_then_status_shows_the_offboarded_applicatio
         .code(0)
         .stdout(predicate::str::contains("no drift"));
 
-    let off = run_json(&state, &["offboard", &id], 0);
+    let off = run_json(&state, &["offboard", "--yes", &id], 0);
     assert_eq!(
         (off["kind"].as_str(), off["status"].as_str()),
         (Some("offboard"), Some("SUCCEEDED"))
@@ -164,7 +164,7 @@ fn apply_pause_resume_drift_offboard_then_status_shows_the_offboarded_applicatio
         .stdout(predicate::str::contains("OFFBOARDED by saga"));
     // An offboarded application cannot be changed any more.
     onboard(&state)
-        .args(["--output", "json", "offboard", &id])
+        .args(["--output", "json", "offboard", "--yes", &id])
         .assert()
         .code(1)
         .stdout(predicate::str::contains("\"ApplicationOffboarded\""));
@@ -219,7 +219,13 @@ fn an_offboard_that_cannot_finish_exits_4_and_retry_carries_it_on() {
     let id = onboarded(&state);
     let off = run_json(
         &state,
-        &["--inject-fault", "DeleteApplication:1", "offboard", &id],
+        &[
+            "--inject-fault",
+            "DeleteApplication:1",
+            "offboard",
+            "--yes",
+            &id,
+        ],
         4,
     );
     assert_eq!(off["status"], "NEEDS_ATTENTION");
@@ -278,7 +284,7 @@ fn invalid_edits_exit_2_and_a_valid_edit_changes_the_application() {
     );
     // A change saga's id is not an application.
     onboard(&state)
-        .args(["offboard", edit["id"].as_str().unwrap()])
+        .args(["offboard", "--yes", edit["id"].as_str().unwrap()])
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
@@ -316,7 +322,7 @@ fn adopt_takes_over_an_app_this_log_does_not_know_and_reset_starts_the_world_ove
     assert_eq!(app["instances"], json!([EAST, SUPPORT]));
     assert_eq!(app["slrStatements"], true);
 
-    run_json(&state, &["offboard", &id], 0);
+    run_json(&state, &["offboard", "--yes", &id], 0);
     let w = world(&state);
     assert!(w["applications"].as_object().unwrap().is_empty());
     assert!(associations(&w).is_empty());

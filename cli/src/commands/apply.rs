@@ -9,7 +9,7 @@ use onboard_core::store::SagaStore;
 
 use crate::args::{ApplyArgs, OutputFormat};
 use crate::commands::drive::{self, Action, Drive};
-use crate::commands::load_spec;
+use crate::commands::{load_spec, reapply};
 use crate::error::CliError;
 use crate::progress::ObservedStore;
 use crate::render;
@@ -27,6 +27,21 @@ pub async fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8, CliError> {
         .store(true)
         .await?
         .ok_or_else(|| CliError::NoSagas(String::new()))?;
+    // Applying the spec of an application this product already manages starts nothing.
+    if let Some((app, state)) =
+        reapply::managing(stores.store.as_ref(), &validated.namespace).await?
+    {
+        let differs = state.differences(&validated);
+        drop(stores);
+        if differs.is_empty() {
+            return reapply::unchanged(ctx, &app, &state, &validated).await;
+        }
+        return Err(CliError::AlreadyOnboarded {
+            app,
+            namespace: validated.namespace,
+            differs: differs.join(", "),
+        });
+    }
     let world = ctx.world(stores.locks.clone()).await?;
     let (observed, feed) = ObservedStore::new(stores.store.clone());
     let store: Arc<dyn SagaStore> = Arc::new(observed);

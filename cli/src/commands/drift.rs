@@ -91,12 +91,12 @@ pub async fn run(ctx: &Context, args: &DriftArgs) -> Result<u8, CliError> {
         feed: session.feed,
         world: session.world,
     };
-    let view = drive::run_saga(ctx, run, &started.saga_id, Action::Run).await?;
+    let done = drive::run_saga(ctx, run, &started.saga_id, Action::Run).await?;
     if text {
-        drive::print_view(ctx, &view, &[])
+        drive::print_view(ctx, &done, &[])
     } else {
-        render::print_json(&output(&args.id, &report, Some(&view)))?;
-        Ok(drive::exit_for(view.status))
+        render::print_json(&output(&args.id, &report, Some(&done.view)))?;
+        Ok(drive::exit_for(done.view.status))
     }
 }
 

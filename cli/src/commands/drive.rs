@@ -2,6 +2,7 @@
 //! progress, then reporting its end state: shared by `apply`, `retry`, `edit`, `pause`,
 //! `resume`, `offboard`, `drift --fix` and `adopt`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use onboard_core::clock::{Clock, Random, SystemClock, SystemRandom};
@@ -18,6 +19,7 @@ use serde::Serialize;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::args::OutputFormat;
+use crate::commands::recorded_aliases;
 use crate::error::{exit, CliError};
 use crate::progress::Progress;
 use crate::render;
@@ -121,6 +123,12 @@ pub struct Drive {
     pub world: World,
 }
 
+/// A saga run to its end: its view, and the instance aliases to show it with.
+pub struct Finished {
+    pub view: SagaView,
+    pub aliases: BTreeMap<String, String>,
+}
+
 /// Run saga `id`, showing progress, then print its final view and return the exit code.
 pub async fn drive(
     ctx: &Context,
@@ -129,15 +137,21 @@ pub async fn drive(
     action: Action,
     warnings: &[Problem],
 ) -> Result<u8, CliError> {
-    let view = run_saga(ctx, run, id, action).await?;
-    print_view(ctx, &view, warnings)
+    let finished = run_saga(ctx, run, id, action).await?;
+    print_view(ctx, &finished, warnings)
 }
 
 /// Print a finished saga's view (`--output json`: one document) and return its exit code.
-pub fn print_view(ctx: &Context, view: &SagaView, warnings: &[Problem]) -> Result<u8, CliError> {
+pub fn print_view(ctx: &Context, done: &Finished, warnings: &[Problem]) -> Result<u8, CliError> {
+    let view = &done.view;
     match ctx.global.output {
         OutputFormat::Json => render::print_json(&RunReport { view, warnings })?,
-        OutputFormat::Text => render::print_text(&render::saga(view, false, &ctx.target_flags()))?,
+        OutputFormat::Text => render::print_text(&render::saga(
+            view,
+            false,
+            &ctx.target_flags(),
+            &done.aliases,
+        ))?,
     }
     Ok(exit_for(view.status))
 }
@@ -149,7 +163,7 @@ pub async fn run_saga(
     mut run: Drive,
     id: &str,
     action: Action,
-) -> Result<SagaView, CliError> {
+) -> Result<Finished, CliError> {
     let sagas = sagas(&run.world, run.store.clone(), owner());
     let record = run
         .store
@@ -164,7 +178,8 @@ pub async fn run_saga(
             Action::Redrive => RunAction::Redrive,
         },
     };
-    let mut progress = Progress::for_output(ctx.global.output, id);
+    let aliases = recorded_aliases(run.store.as_ref(), &record).await;
+    let mut progress = Progress::for_output(ctx.global.output, id, aliases.clone());
     progress.start_from(&record);
     let outcome = {
         let engine_run = sagas.run(&record.kind, &message);
@@ -205,7 +220,10 @@ pub async fn run_saga(
         .get(id)
         .await?
         .ok_or_else(|| CliError::NotFound(id.to_string()))?;
-    Ok(SagaView::from_record(&record))
+    Ok(Finished {
+        view: SagaView::from_record(&record),
+        aliases,
+    })
 }
 
 /// Save the sandbox world (if any) in the state directory.

@@ -4,6 +4,7 @@
 pub mod adopt;
 pub mod apply;
 pub mod check_url;
+pub mod completions;
 pub mod drift;
 pub mod drive;
 pub mod edit;
@@ -13,15 +14,20 @@ pub mod list;
 pub mod offboard;
 pub mod pause;
 pub mod plan;
+pub mod reapply;
 pub mod retry;
 pub mod serve;
 pub mod serve_guard;
 pub mod status;
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
+use onboard_core::onboard::instance_aliases;
+use onboard_core::record::SagaRecord;
 use onboard_core::spec::{parse_spec, ApplicationSpec};
+use onboard_core::store::SagaStore;
 use onboard_core::validation::Validated;
 
 use crate::error::CliError;
@@ -57,4 +63,21 @@ pub fn load_spec(path: &Path) -> Result<(ApplicationSpec, Validated), CliError> 
         errors,
     })?;
     Ok((spec, validated))
+}
+
+/// Instance id → alias for a saga: what its own `validate` recorded, else (a day-two saga) what
+/// its application's onboarding recorded. Best effort: an unreadable parent gives ids.
+pub async fn recorded_aliases(
+    store: &dyn SagaStore,
+    record: &SagaRecord,
+) -> BTreeMap<String, String> {
+    let mut aliases = instance_aliases(record);
+    if let Some(parent) = &record.parent {
+        if let Ok(Some(root)) = store.get(parent).await {
+            for (id, alias) in instance_aliases(&root) {
+                aliases.entry(id).or_insert(alias);
+            }
+        }
+    }
+    aliases
 }

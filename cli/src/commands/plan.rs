@@ -324,12 +324,22 @@ fn findings_text(plan: &Plan) -> String {
         }
     }
     for d in &plan.embedding {
-        let word = match d.verdict.decision {
-            preflight::FrameDecision::Allowed => "may iframe",
-            preflight::FrameDecision::Blocked => "cannot iframe",
-            preflight::FrameDecision::Unknown => "may not iframe",
+        let _ = match d.verdict.decision {
+            preflight::FrameDecision::Allowed => {
+                writeln!(s, "  embedding: {} may iframe the access URL", d.domain)
+            }
+            preflight::FrameDecision::Blocked => writeln!(
+                s,
+                "  embedding: {} cannot iframe the access URL ({})",
+                d.domain, d.verdict.evidence
+            ),
+            // Not a verdict: the check could not decide (the fetch failed, or ALLOW-FROM).
+            preflight::FrameDecision::Unknown => writeln!(
+                s,
+                "  embedding: could not check whether {} may iframe the access URL: {}",
+                d.domain, d.verdict.evidence
+            ),
         };
-        let _ = writeln!(s, "  embedding: {} {word} the access URL", d.domain);
     }
     s
 }

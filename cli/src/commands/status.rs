@@ -4,7 +4,7 @@ use onboard_core::record::SagaStatus;
 use onboard_core::service::SagaView;
 
 use crate::args::{OutputFormat, StatusArgs};
-use crate::commands::list;
+use crate::commands::{list, recorded_aliases};
 use crate::error::CliError;
 use crate::render;
 use crate::targets::Context;
@@ -37,7 +37,13 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<u8, CliError> {
     match ctx.global.output {
         OutputFormat::Json => render::print_json(&view)?,
         OutputFormat::Text => {
-            render::print_text(&render::saga(&view, args.log, &ctx.target_flags()))?
+            let aliases = recorded_aliases(stores.store.as_ref(), &record).await;
+            render::print_text(&render::saga(
+                &view,
+                args.log,
+                &ctx.target_flags(),
+                &aliases,
+            ))?
         }
     }
     Ok(0)

@@ -14,7 +14,7 @@ use onboard_core::idempotency::SubmitError;
 use onboard_core::plan;
 use onboard_core::preflight::Finding;
 use onboard_core::record::{SagaRecord, SagaStatus};
-use onboard_core::service::{RedriveFailure, SubmitFailure};
+use onboard_core::service::{RedriveFailure, RequestedBy, SubmitFailure};
 use onboard_core::spec::{parse_spec, ApplicationSpec, RequestSource};
 use onboard_core::store::StoreError;
 use onboard_core::validation::{Problem, ValidationErrors};
@@ -73,13 +73,7 @@ pub struct SagaSummary {
 
 impl From<&SagaRecord> for SagaSummary {
     fn from(r: &SagaRecord) -> Self {
-        let requester = r.input.get("requester");
-        let field = |k: &str| {
-            requester
-                .and_then(|q| q.get(k))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
+        let by = RequestedBy::of(r);
         SagaSummary {
             id: r.id.clone(),
             kind: r.kind.clone(),
@@ -87,8 +81,8 @@ impl From<&SagaRecord> for SagaSummary {
             status: r.status.as_str().to_string(),
             created_at: r.created_at,
             updated_at: r.updated_at,
-            requested_by: field("principal"),
-            ticket_id: field("ticketId"),
+            requested_by: by.principal,
+            ticket_id: by.ticket_id,
         }
     }
 }

@@ -23,8 +23,13 @@ pub enum SandboxError {
         source: std::io::Error,
     },
     /// The seed is not valid JSON or does not have the seed shape.
-    #[error("seed is not valid JSON for the seed shape: {0}")]
-    SeedJson(#[from] serde_json::Error),
+    #[error("seed field {path}: {source}")]
+    SeedJson {
+        /// Where in the seed, e.g. `instances[0].id` (`.` for the whole document).
+        path: String,
+        /// What serde expected there.
+        source: serde_json::Error,
+    },
     /// The seed parsed but breaks a rule (duplicate ids, bad account id, ...).
     #[error("invalid seed: {0}")]
     InvalidSeed(String),

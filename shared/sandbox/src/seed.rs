@@ -176,7 +176,11 @@ impl SeedConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        Ok(serde_json::from_str(&text)?)
+        let de = &mut serde_json::Deserializer::from_str(&text);
+        serde_path_to_error::deserialize(de).map_err(|e| SandboxError::SeedJson {
+            path: e.path().to_string(),
+            source: e.into_inner(),
+        })
     }
 
     /// An empty account.

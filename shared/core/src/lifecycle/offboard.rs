@@ -172,6 +172,29 @@ pub(crate) async fn scan(
     Ok(out)
 }
 
+/// What an offboard of the application in state `before` would remove now, read exactly as
+/// the saga's `inventory` step reads it (`onboard offboard --dry-run`); changes nothing.
+pub async fn preview(ports: &LifecyclePorts, before: &ManagedApp) -> Result<Inventory, ErrorInfo> {
+    let exists = ports
+        .aws
+        .apps
+        .get_application(&before.app.id)
+        .await?
+        .is_some();
+    let instances = scan(
+        ports,
+        &before.app.arn,
+        &before.namespace,
+        &before.instances,
+        ProfileScan::Everywhere,
+    )
+    .await?;
+    Ok(Inventory {
+        application_exists: exists,
+        instances,
+    })
+}
+
 /// No side effect: find everything to remove.
 struct InventoryStep;
 
@@ -179,24 +202,7 @@ struct InventoryStep;
 impl StepAction<LifecyclePorts> for InventoryStep {
     async fn run(&self, ports: &LifecyclePorts, node: &NodeCtx) -> Result<Value, StepError> {
         let inp = input(node)?;
-        let exists = ports
-            .aws
-            .apps
-            .get_application(&inp.before.app.id)
-            .await?
-            .is_some();
-        let instances = scan(
-            ports,
-            &inp.before.app.arn,
-            &inp.before.namespace,
-            &inp.before.instances,
-            ProfileScan::Everywhere,
-        )
-        .await?;
-        encode(&Inventory {
-            application_exists: exists,
-            instances,
-        })
+        encode(&preview(ports, &inp.before).await?)
     }
 
     async fn undo(

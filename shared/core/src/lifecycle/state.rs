@@ -70,6 +70,47 @@ impl ManagedApp {
     }
 }
 
+impl ManagedApp {
+    /// How a validated spec for this application differs from its managed state: the spec
+    /// field names that differ (`displayName`, `instances`, ...), empty when applying the spec
+    /// would change nothing. A paused instance counts as set up (resume it to use it again).
+    pub fn differences(&self, v: &Validated) -> Vec<&'static str> {
+        let wanted = ApplicationFields::of(&v.spec);
+        let f = &self.fields;
+        let mut out = Vec::new();
+        let mut cmp = |name: &'static str, same: bool| {
+            if !same {
+                out.push(name);
+            }
+        };
+        cmp("namespace", self.namespace == v.namespace);
+        cmp("displayName", f.display_name == wanted.display_name);
+        cmp("description", f.description == wanted.description);
+        cmp("accessUrl", f.access_url == wanted.access_url);
+        cmp(
+            "approvedOrigins",
+            f.approved_origins == wanted.approved_origins,
+        );
+        cmp("permissions", f.permissions == wanted.permissions);
+        cmp("subscriptions", f.subscriptions == wanted.subscriptions);
+        cmp("publications", f.publications == wanted.publications);
+        cmp("iframe", f.iframe == wanted.iframe);
+        cmp(
+            "initializationTimeoutMs",
+            f.initialization_timeout_ms == wanted.initialization_timeout_ms,
+        );
+        let instances: BTreeSet<String> = v.instance_ids.iter().cloned().collect();
+        cmp("instances", self.instances == instances);
+        // Only the active instances' grants are recorded; a paused one keeps none.
+        let mut profiles = profiles_of(v);
+        profiles.retain(|i, p| self.is_active(i) && !p.is_empty());
+        let mut recorded = self.profiles.clone();
+        recorded.retain(|_, p| !p.is_empty());
+        cmp("securityProfiles", recorded == profiles);
+        out
+    }
+}
+
 /// A validated spec's security-profile grants as a map instance → profiles.
 pub(crate) fn profiles_of(v: &Validated) -> BTreeMap<String, BTreeSet<String>> {
     let mut profiles: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
