@@ -120,6 +120,14 @@ pub enum CliError {
     Output(#[from] std::io::Error),
 }
 
+/// The set-up fix for a store error `DynamoDB <Op> failed: <Code>: ...`, when the code says the
+/// caller's credentials, Region or endpoint are the problem.
+fn store_code_fix(message: &str) -> Option<&'static str> {
+    let rest = message.split_once(" failed: ")?.1;
+    let code = rest.split_once(':')?.0.trim();
+    onboard_aws::sdk_errors::setup_fix(code)
+}
+
 impl CliError {
     /// The reader went away (`onboard list | head -1`): not an error worth a message.
     pub fn is_closed_pipe(&self) -> bool {
@@ -206,6 +214,9 @@ impl CliError {
             }
             CliError::Submit(SubmitError::InProgress { .. }) => {
                 "Another submission with this key is being recorded; run the command again shortly.".into()
+            }
+            CliError::Store(StoreError::Backend(message)) if store_code_fix(message).is_some() => {
+                return store_code_fix(message).map(str::to_string)
             }
             CliError::Store(StoreError::Backend(_)) => {
                 "Check that the saga store is reachable (sandbox: no other `onboard` process uses \

@@ -316,7 +316,7 @@ fn a_failed_rollback_exits_4_blocks_the_namespace_and_retry_finishes_it() {
         .args(["--sandbox", "apply"])
         .arg(example("crm-panel.json"))
         .assert()
-        .code(1)
+        .code(7)
         .stderr(predicate::str::contains(format!("is held by saga {id}")))
         .stderr(predicate::str::contains(format!("onboard retry {id}")));
 
@@ -431,8 +431,11 @@ fn list_and_status_read_the_persisted_log() {
         .clone();
     let sagas = stdout_json(&out)["sagas"].as_array().unwrap().clone();
     assert_eq!(sagas.len(), 2);
-    assert_eq!(sagas[0]["status"], "ROLLED_BACK", "newest first");
-    assert_eq!(sagas[1]["status"], "SUCCEEDED");
+    assert_eq!(
+        sagas[0]["status"], "SUCCEEDED",
+        "oldest first, as the API lists"
+    );
+    assert_eq!(sagas[1]["status"], "ROLLED_BACK");
 
     onboard(&state)
         .args(["--sandbox", "list", "--status", "succeeded"])
@@ -446,7 +449,7 @@ fn list_and_status_read_the_persisted_log() {
         .code(1)
         .stderr(predicate::str::contains("ROLLBACK_FAILED"));
 
-    let id = sagas[1]["id"].as_str().unwrap();
+    let id = sagas[0]["id"].as_str().unwrap();
     onboard(&state)
         .args(["--sandbox", "status", id, "--log"])
         .assert()
@@ -472,7 +475,7 @@ fn target_options_are_checked() {
     onboard(&state)
         .args(["--sandbox", "--inject-fault", "MakeCoffee:1", "list"])
         .assert()
-        .code(1)
+        .code(64)
         .stderr(predicate::str::contains(
             "not an operation the sandbox emulates",
         ));

@@ -27,10 +27,15 @@ pub async fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8, CliError> {
         .store(true)
         .await?
         .ok_or_else(|| CliError::NoSagas(String::new()))?;
-    // Applying the spec of an application this product already manages starts nothing.
-    if let Some((app, state)) =
+    // Applying the spec of an application this product already manages starts nothing. A
+    // keyed request (--idempotency-key, or the spec's ticket) replays its first saga instead.
+    let keyed = args.idempotency_key.is_some() || spec.requester.ticket_id.is_some();
+    let managed = if keyed {
+        None
+    } else {
         reapply::managing(stores.store.as_ref(), &validated.namespace).await?
-    {
+    };
+    if let Some((app, state)) = managed {
         let differs = state.differences(&validated);
         drop(stores);
         if differs.is_empty() {

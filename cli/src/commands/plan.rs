@@ -323,6 +323,9 @@ fn findings_text(plan: &Plan) -> String {
             let _ = writeln!(s, "  permissions not simulated");
         }
     }
+    // One line per verdict; domains that could not be checked for the same reason (a failed
+    // fetch fails for all of them) share one line.
+    let mut unknown: Vec<(&str, Vec<&str>)> = Vec::new();
     for d in &plan.embedding {
         let _ = match d.verdict.decision {
             preflight::FrameDecision::Allowed => {
@@ -333,13 +336,24 @@ fn findings_text(plan: &Plan) -> String {
                 "  embedding: {} cannot iframe the access URL ({})",
                 d.domain, d.verdict.evidence
             ),
-            // Not a verdict: the check could not decide (the fetch failed, or ALLOW-FROM).
-            preflight::FrameDecision::Unknown => writeln!(
-                s,
-                "  embedding: could not check whether {} may iframe the access URL: {}",
-                d.domain, d.verdict.evidence
-            ),
+            preflight::FrameDecision::Unknown => {
+                match unknown
+                    .iter_mut()
+                    .find(|(why, _)| *why == d.verdict.evidence)
+                {
+                    Some((_, domains)) => domains.push(&d.domain),
+                    None => unknown.push((&d.verdict.evidence, vec![&d.domain])),
+                }
+                Ok(())
+            }
         };
+    }
+    for (why, domains) in unknown {
+        let _ = writeln!(
+            s,
+            "  embedding: could not check whether {} may iframe the access URL: {why}",
+            domains.join(", ")
+        );
     }
     s
 }

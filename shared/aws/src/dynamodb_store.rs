@@ -46,7 +46,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::create_table::CreateTableError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -816,17 +816,17 @@ fn is_conditional_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> b
 fn sdk_error<E, R>(operation: &str, err: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     match err.code() {
         Some(code) => StoreError::Backend(format!(
             "DynamoDB {operation} failed: {code}: {}",
             err.message().unwrap_or("(no message)")
         )),
-        None => StoreError::Backend(format!(
-            "DynamoDB {operation} failed: {}",
-            DisplayErrorContext(&err)
-        )),
+        None => {
+            let (code, why) = crate::sdk_errors::unanswered(&err);
+            StoreError::Backend(format!("DynamoDB {operation} failed: {code}: {why}"))
+        }
     }
 }
 
