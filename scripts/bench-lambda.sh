@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Lambda cold start, per-event overhead, peak memory and binary size (DESIGN §8), in one
+# Lambda cold start, per-event overhead, peak memory and binary size, in one
 # command: builds the four function binaries in release mode for this host, creates the
 # project-local virtualenv with the pinned moto if missing, starts moto_server on a free
 # loopback port, runs the `lambda_runtime` bench (which points every AWS endpoint of the

@@ -32,6 +32,9 @@ fn phrase(step: &str) -> &str {
         "attach_association" => "associated the application with the instance",
         "attach_policy" => "added its statement to the service-linked role's policy",
         "attach_profiles" => "granted it ACCESS in the security profiles",
+        "set_frame_settings" => {
+            "set the iframe configuration / initialization timeout (AppIntegrations keeps them)"
+        }
         other => other,
     }
 }

@@ -510,3 +510,37 @@ fn a_malformed_seed_field_is_named_by_its_path() {
         .stderr(predicate::str::contains("expected a string"))
         .stderr(predicate::str::contains("fix: "));
 }
+
+#[test]
+fn edit_can_add_an_iframe_configuration_and_an_initialization_timeout() {
+    let state = TempDir::new().unwrap();
+    let app = onboarded(&state);
+    let patch = state.path().join("frame.json");
+    std::fs::write(
+        &patch,
+        r#"{"iframe": {"allow": ["clipboard-write"], "sandbox": ["allow-scripts", "allow-same-origin"]}, "initializationTimeoutMs": 5000}"#,
+    )
+    .unwrap();
+    onboard(&state)
+        .arg("edit")
+        .arg(&app)
+        .arg(&patch)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("the change is applied"))
+        .stdout(predicate::str::contains("set the iframe configuration"));
+    let fields = &run_json(&state, &["status", &app], 0)["application"]["fields"];
+    assert_eq!(fields["initializationTimeoutMs"], 5000);
+    assert_eq!(fields["iframe"]["allow"][0], "clipboard-write");
+    let app_in_world = world(&state)["applications"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .clone();
+    assert!(
+        app_in_world.to_string().contains("clipboard-write"),
+        "set in the sandbox's AppIntegrations: {app_in_world}"
+    );
+}

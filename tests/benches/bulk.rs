@@ -1,4 +1,4 @@
-//! Bulk onboarding at Connect's quota (DESIGN §8): the limit is the API quota, so the worker
+//! Bulk onboarding at Connect's quota: the limit is the API quota, so the worker
 //! should run at it without tripping it, and the total time should approach
 //! (Connect calls − burst) ÷ rate.
 //!

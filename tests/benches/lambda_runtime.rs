@@ -1,4 +1,4 @@
-//! Lambda cold start and per-event overhead of the **release** function binaries (DESIGN §8):
+//! Lambda cold start and per-event overhead of the **release** function binaries:
 //! init (process start → ready for the first event), per-event overhead, peak memory and
 //! binary size, measured against a local Lambda Runtime API. Prints figures; asserts no timing.
 //!

@@ -831,7 +831,7 @@ pub struct PermissionPlan {
     pub security_profiles: bool,
 }
 
-/// The actions the plan needs on the exact resources (DESIGN §2, the admin guide's policy).
+/// The actions the plan needs on the exact resources (the admin guide's policy for third-party applications).
 pub fn required_actions(plan: &PermissionPlan) -> Vec<ActionRequest> {
     let (r, a) = (&plan.region, &plan.account);
     let strs = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();

@@ -1,5 +1,5 @@
 //! What goes on the wire: the three services, AWS-shaped errors, and rendering of rest-json and
-//! awsQuery responses exactly as the SDKs parse them (reference/aws-api.md §1).
+//! awsQuery responses exactly as the SDKs parse them (the protocol the botocore service model names: awsQuery XML envelopes and error shapes).
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};

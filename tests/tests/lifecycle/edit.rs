@@ -194,6 +194,87 @@ async fn a_failure_at_any_call_rolls_the_edit_back_to_the_exact_previous_values(
     assert!(cases >= 10, "only {cases} calls were faulted");
 }
 
+/// The edit plus the two members AppIntegrations cannot unset once set.
+fn the_frame_edit() -> Value {
+    let mut edit = the_edit();
+    edit["iframe"] =
+        json!({"allow": ["clipboard-write"], "sandbox": ["allow-scripts", "allow-same-origin"]});
+    edit["initializationTimeoutMs"] = json!(5000);
+    edit
+}
+
+async fn frame_edit_with(
+    fault: Option<onboard_sandbox::FaultSpec>,
+) -> (Lc, String, Value, onboard_core::record::SagaRecord) {
+    let (lc, app, _) = onboarded().await;
+    let before = lc.world();
+    lc.h.sandbox().clear_calls();
+    if let Some(f) = fault {
+        lc.fault(f);
+    }
+    let started = start_edit(&lc, &app, &the_frame_edit()).await.unwrap();
+    let rec = lc.run(&started).await;
+    (lc, app, before, rec)
+}
+
+#[tokio::test]
+async fn an_edit_adds_frame_settings_last_so_any_failure_still_rolls_back_exactly() {
+    let (clean, app, _, rec) = frame_edit_with(None).await;
+    assert_eq!(rec.status, SagaStatus::Succeeded, "{:?}", rec.cause);
+    // The saga's own calls, before this test reads the application itself.
+    let calls = clean.call_counts();
+    let state = clean.state(&app).await;
+    assert_eq!(state.fields.initialization_timeout_ms, Some(5000));
+    assert!(state.fields.iframe.is_some());
+    let details = clean
+        .h
+        .ports
+        .apps
+        .get_application(&state.app.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        details.fields.initialization_timeout_ms,
+        Some(5000),
+        "set in AWS"
+    );
+    assert_eq!(details.fields.iframe, state.fields.iframe, "set in AWS");
+    let node = rec.node("set_frame_settings", None).unwrap();
+    assert_eq!(node.output, Some(json!({"changed": true})));
+    let updates = calls
+        .iter()
+        .find(|(op, _)| op == "UpdateApplication")
+        .map_or(0, |(_, n)| *n);
+    assert!(
+        updates >= 2,
+        "the frame settings are a call of their own: {calls:?}"
+    );
+
+    // Every call faulted, including the last UpdateApplication: nothing is left set.
+    let mut cases = 0;
+    for (op, count) in calls {
+        for n in 1..=count {
+            let (lc, app, before, rec) = frame_edit_with(Some(denied(&op, n))).await;
+            let expected = end_after_one_denial(&rec, &op, "check", SagaStatus::RolledBack);
+            assert_eq!(rec.status, expected, "{op} #{n}: {:?}", rec.cause);
+            if expected == SagaStatus::Succeeded {
+                continue;
+            }
+            assert_same(
+                &before,
+                &lc.world(),
+                &format!("after a failure at {op} #{n}"),
+            );
+            let state = lc.state(&app).await;
+            assert_eq!(state.fields.iframe, None, "{op} #{n}");
+            assert_eq!(state.fields.initialization_timeout_ms, None, "{op} #{n}");
+            cases += 1;
+        }
+    }
+    assert!(cases >= 10, "only {cases} calls were faulted");
+}
+
 /// Asserts the world is `pristine` plus exactly the edited set-up.
 async fn assert_edited(lc: &Lc, pristine: &Value, what: &str) {
     let mut after = lc.h.dump();
@@ -266,10 +347,6 @@ async fn edits_that_cannot_be_done_or_undone_are_refused_before_anything_is_reco
     let e = refused(json!({"namespace": "other.example.com"})).await;
     assert_eq!(e.problems[0].field, "namespace");
     assert!(e.problems[0].problem.contains("immutable"), "{e}");
-    let e = refused(json!({"iframe": {"allow": [], "sandbox": ["allow-scripts"]}})).await;
-    assert_eq!(e.problems[0].field, "iframe");
-    let e = refused(json!({"initializationTimeoutMs": 5000})).await;
-    assert_eq!(e.problems[0].field, "initializationTimeoutMs");
     let e = refused(json!({"displayName": "Acme CRM"})).await;
     assert!(e.problems[0].problem.contains("changes nothing"), "{e}");
     let e = refused(json!({"accessUrl": "http://crm.example.com/agent"})).await;

@@ -3,7 +3,7 @@
 //!
 //! `check` → `detach_profiles[i]` → `detach_policy[i]` → `detach_association[i]` →
 //! `update_application` → `attach_association[i]` → `attach_policy[i]` → `attach_profiles[i]` →
-//! `commit`.
+//! `set_frame_settings` → `commit`.
 //!
 //! Each node converges one aspect of one instance from the input's `before` state to its
 //! `after` state, and its undo converges it back, so a rollback restores `before` exactly and
@@ -11,6 +11,10 @@
 //! association), then the application's fields, then additions in the onboarding order. A
 //! drift fix has `before == after` and re-applies every aspect of the recorded state; its undo
 //! never removes anything the recorded state has.
+//!
+//! One change has no undo: AppIntegrations cannot remove an iframe configuration or an
+//! initialization timeout once set. An edit that adds one sets it in `set_frame_settings`, the
+//! last step with an effect, after every step that could fail and need a rollback.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -143,6 +147,7 @@ fn steps(c: usize) -> Vec<StepDef<LifecyclePorts>> {
         StepDef::per_target("attach_association", c, Arc::new(AttachAssociation)),
         StepDef::per_target("attach_policy", c, Arc::new(AttachPolicy)),
         StepDef::per_target("attach_profiles", c, Arc::new(AttachProfiles)),
+        StepDef::once("set_frame_settings", Arc::new(SetFrameSettings)),
         StepDef::once("commit", Arc::new(Commit)),
     ]
 }
@@ -521,16 +526,33 @@ async fn set_fields(
     Ok(true)
 }
 
+/// `after` without the members that cannot be unset where `before` has none: those are set
+/// by [`SetFrameSettings`] at the end, so every earlier step can still be rolled back.
+fn reversible(
+    before: &crate::ports::ApplicationFields,
+    after: &crate::ports::ApplicationFields,
+) -> crate::ports::ApplicationFields {
+    let mut f = after.clone();
+    if before.iframe.is_none() {
+        f.iframe = None;
+    }
+    if before.initialization_timeout_ms.is_none() {
+        f.initialization_timeout_ms = None;
+    }
+    f
+}
+
 #[async_trait]
 impl StepAction<LifecyclePorts> for UpdateApplication {
     async fn run(&self, ports: &LifecyclePorts, node: &NodeCtx) -> Result<Value, StepError> {
         let inp = input(node)?;
+        let target = reversible(&inp.before.fields, &inp.after.fields);
         // A fix compares with what AWS holds (the console may have changed any member).
-        if inp.before.fields == inp.after.fields && !inp.fix() {
+        if inp.before.fields == target && !inp.fix() {
             return noop();
         }
         // The output says what was decided, not what AWS needed, so a replay records the same.
-        set_fields(ports, &inp.after.app, &inp.after.fields).await?;
+        set_fields(ports, &inp.after.app, &target).await?;
         changed()
     }
 
@@ -547,6 +569,66 @@ impl StepAction<LifecyclePorts> for UpdateApplication {
         set_fields(ports, &inp.before.app, &inp.before.fields)
             .await
             .map(|_| ())
+    }
+}
+
+/// Set an iframe configuration or initialization timeout the application did not have. It
+/// cannot be undone (AppIntegrations keeps them once set), so it runs last; its undo only
+/// succeeds while AWS does not hold them, and otherwise stops the rollback with the reason.
+struct SetFrameSettings;
+
+impl SetFrameSettings {
+    /// Whether the change adds a member that cannot be unset.
+    fn adds(inp: &ChangeInput) -> bool {
+        let (b, a) = (&inp.before.fields, &inp.after.fields);
+        (b.iframe.is_none() && a.iframe.is_some())
+            || (b.initialization_timeout_ms.is_none() && a.initialization_timeout_ms.is_some())
+    }
+}
+
+#[async_trait]
+impl StepAction<LifecyclePorts> for SetFrameSettings {
+    async fn run(&self, ports: &LifecyclePorts, node: &NodeCtx) -> Result<Value, StepError> {
+        let inp = input(node)?;
+        if !Self::adds(&inp) {
+            return noop();
+        }
+        set_fields(ports, &inp.after.app, &inp.after.fields).await?;
+        changed()
+    }
+
+    async fn undo(
+        &self,
+        ports: &LifecyclePorts,
+        node: &NodeCtx,
+        _: Option<&Value>,
+    ) -> Result<(), StepError> {
+        let inp = input(node)?;
+        if !Self::adds(&inp) {
+            return Ok(());
+        }
+        let Some(current) = ports.aws.apps.get_application(&inp.after.app.id).await? else {
+            return Ok(());
+        };
+        let (b, c) = (&inp.before.fields, &current.fields);
+        let kept = (b.iframe.is_none() && c.iframe.is_some())
+            || (b.initialization_timeout_ms.is_none() && c.initialization_timeout_ms.is_some());
+        if !kept {
+            return Ok(());
+        }
+        Err(ErrorInfo::new(
+            ErrorKind::Invalid,
+            "CannotUnsetFrameSettings",
+            format!(
+                "application {} keeps the iframe configuration or initialization timeout this \
+                 edit set: AppIntegrations cannot remove them",
+                inp.after.app.arn
+            ),
+        )
+        .with_fix(
+            "Leave them (they only take effect in the agent workspace), or offboard and onboard \
+             the application again without them.",
+        ))
     }
 }
 

@@ -659,22 +659,6 @@ fn apply_edit(
             return Err(errs);
         }
     };
-    if before.fields.iframe.is_none() && validated.spec.iframe.is_some() {
-        problems.push(Problem::new(
-            "iframe",
-            "cannot be set on an application that has none: AppIntegrations cannot unset it again, so the change could not be rolled back",
-            "Leave iframe out, or offboard and onboard the application again with it.",
-        ));
-    }
-    if before.fields.initialization_timeout_ms.is_none()
-        && validated.spec.initialization_timeout_ms.is_some()
-    {
-        problems.push(Problem::new(
-            "initializationTimeoutMs",
-            "cannot be set on an application that has none: AppIntegrations cannot unset it again, so the change could not be rolled back",
-            "Leave initializationTimeoutMs out, or offboard and onboard the application again with it.",
-        ));
-    }
     let instances: BTreeSet<String> = validated.instance_ids.iter().cloned().collect();
     let after = ManagedApp {
         app: before.app.clone(),

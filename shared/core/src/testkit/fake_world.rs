@@ -11,7 +11,7 @@
 //! assert_eq!(world.snapshot(), before);
 //! ```
 //!
-//! Rules modelled (see `shared/reference/aws-api.md` §2–§4):
+//! Rules modelled (from the AWS API references of AppIntegrations, Connect and IAM):
 //! - AppIntegrations: a namespace belongs to one application; a create replayed with the same
 //!   client token returns the first application, any other create on a taken namespace is a
 //!   `DuplicateResourceException`; deleting an application that still has associations is refused
