@@ -12,7 +12,7 @@ pub async fn run(ctx: &Context, args: &AppArgs) -> Result<u8, CliError> {
     let session = lifecycle::open(ctx, false, &args.id).await?;
     let result = session
         .lifecycle
-        .offboard(&args.id, &requester(), None, new_saga_id())
+        .offboard(&args.id, requester(&args.request), None, new_saga_id())
         .await;
     let what = format!("Offboarding application {}", args.id);
     lifecycle::finish(ctx, session, result, &what, "the request").await
