@@ -93,6 +93,9 @@ pub enum Command {
     Drift(DriftArgs),
     /// Bring an application created elsewhere (the console) under management.
     Adopt(AdoptArgs),
+    /// Every saga on an application, oldest first: who asked, ticket, when, outcome and what
+    /// changed (before → after).
+    History(HistoryArgs),
     /// Serve the HTTP API and run the submitted sagas in this process (local use).
     #[command(long_about = SERVE_ABOUT)]
     Serve(ServeArgs),
@@ -277,6 +280,12 @@ pub struct AppArgs {
     pub id: String,
     #[command(flatten)]
     pub request: RequestArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The application (the id of its onboard or adopt saga).
+    pub id: String,
 }
 
 #[derive(Debug, Args)]
