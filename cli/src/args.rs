@@ -98,6 +98,9 @@ pub enum Command {
     Drift(DriftArgs),
     /// Bring an application created elsewhere (the console) under management.
     Adopt(AdoptArgs),
+    /// Every saga on an application, oldest first: who asked, ticket, when, outcome and what
+    /// changed (before → after).
+    History(HistoryArgs),
     /// Serve the HTTP API and run the submitted sagas in this process (local use).
     #[command(long_about = SERVE_ABOUT)]
     Serve(ServeArgs),
@@ -271,6 +274,20 @@ pub struct EditArgs {
     /// Idempotency key: the same edit again with the same key returns the first saga.
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
+    #[command(flatten)]
+    pub request: RequestArgs,
+}
+
+/// Who asked for a day-two request and under which ticket, recorded on its saga for
+/// `onboard history`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RequestArgs {
+    /// The change ticket this request carries out (e.g. CHG0031337).
+    #[arg(long, value_name = "ID")]
+    pub ticket: Option<String>,
+    /// Who asked for it, when not you (default: `cli:$USER`).
+    #[arg(long, value_name = "PRINCIPAL")]
+    pub requester: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -279,10 +296,20 @@ pub struct InstanceArgs {
     pub id: String,
     /// The Connect instance: id, ARN, or the alias `onboard status` shows for it (`demo-east`).
     pub instance: String,
+    #[command(flatten)]
+    pub request: RequestArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct AppArgs {
+    /// The application (the id of its onboard or adopt saga).
+    pub id: String,
+    #[command(flatten)]
+    pub request: RequestArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
     /// The application (the id of its onboard or adopt saga).
     pub id: String,
 }
@@ -308,12 +335,16 @@ pub struct DriftArgs {
     /// When anything drifted, run the fix saga: re-apply the recorded state.
     #[arg(long)]
     pub fix: bool,
+    #[command(flatten)]
+    pub request: RequestArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct AdoptArgs {
     /// The application's namespace, as shown in the AppIntegrations console.
     pub namespace: String,
+    #[command(flatten)]
+    pub request: RequestArgs,
 }
 
 #[derive(Debug, Args)]

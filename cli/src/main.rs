@@ -70,6 +70,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Offboard(a) => commands::offboard::run(&ctx, a).await,
         Command::Drift(a) => commands::drift::run(&ctx, a).await,
         Command::Adopt(a) => commands::adopt::run(&ctx, a).await,
+        Command::History(a) => commands::history::run(&ctx, a).await,
         Command::Serve(a) => commands::serve::run(&ctx, a).await,
         Command::CheckUrl(a) => commands::check_url::run(&ctx, a).await,
         Command::ExportAsl(a) => commands::export_asl::run(&ctx, a),

@@ -344,3 +344,124 @@ fn adopt_takes_over_an_app_this_log_does_not_know_and_reset_starts_the_world_ove
         1
     );
 }
+
+#[test]
+fn history_shows_every_saga_with_its_requester_ticket_and_changes_oldest_first() {
+    let state = TempDir::new().unwrap();
+    // The example spec, under a change ticket.
+    let mut spec: Value =
+        serde_json::from_str(&std::fs::read_to_string(example("crm-panel.json")).unwrap()).unwrap();
+    spec["requester"]["ticketId"] = json!("CHG-100");
+    let spec_path = state.path().join("crm-panel.json");
+    std::fs::write(&spec_path, spec.to_string()).unwrap();
+    let id = run_json(&state, &["apply", spec_path.to_str().unwrap()], 0)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let patch = state.path().join("patch.json");
+    std::fs::write(&patch, r#"{"displayName": "Acme CRM Panel v2"}"#).unwrap();
+    let edit = run_json(
+        &state,
+        &[
+            "edit",
+            &id,
+            patch.to_str().unwrap(),
+            "--ticket",
+            "CHG-200",
+            "--requester",
+            "alice@example.com",
+        ],
+        0,
+    );
+    // The default requester is the local user.
+    let pause = onboard(&state)
+        .env("USER", "carol")
+        .args([
+            "--output",
+            "json",
+            "pause",
+            &id,
+            "demo-support",
+            "--ticket",
+            "CHG-300",
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let pause = json_of(&pause);
+
+    let trail = run_json(&state, &["history", &id], 0);
+    assert_eq!(trail["applicationId"], id.as_str());
+    let entries = trail["entries"].as_array().unwrap();
+    let order: Vec<&str> = entries
+        .iter()
+        .map(|e| e["sagaId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            id.as_str(),
+            edit["id"].as_str().unwrap(),
+            pause["id"].as_str().unwrap()
+        ]
+    );
+    let who: Vec<(&str, &str, &str, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["operation"].as_str().unwrap(),
+                e["requester"].as_str().unwrap(),
+                e["ticketId"].as_str().unwrap(),
+                e["source"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        who,
+        [
+            (
+                "onboard",
+                "arn:aws:iam::111122223333:role/OnboardingOperator",
+                "CHG-100",
+                "CLI"
+            ),
+            ("edit", "alice@example.com", "CHG-200", "CLI"),
+            ("pause", "cli:carol", "CHG-300", "CLI"),
+        ]
+    );
+    assert!(entries.iter().all(|e| e["outcome"] == "SUCCEEDED"));
+    assert_eq!(
+        entries[1]["fields"],
+        json!([{"field": "displayName", "before": "Acme CRM Panel", "after": "Acme CRM Panel v2"}])
+    );
+
+    let text = onboard(&state).args(["history", &id]).assert().code(0);
+    let out = String::from_utf8(text.get_output().stdout.clone()).unwrap();
+    for line in [
+        "by arn:aws:iam::111122223333:role/OnboardingOperator via CLI, ticket CHG-100",
+        "instance demo-east: added",
+        "by alice@example.com via CLI, ticket CHG-200",
+        "displayName: Acme CRM Panel → Acme CRM Panel v2",
+        "by cli:carol via CLI, ticket CHG-300",
+        "instance demo-support: paused",
+    ] {
+        assert!(out.contains(line), "{line:?} missing from:\n{out}");
+    }
+    let at = |s: &str| out.find(s).unwrap();
+    assert!(
+        at("  onboard  SUCCEEDED") < at("  edit  SUCCEEDED"),
+        "{out}"
+    );
+    assert!(at("  edit  SUCCEEDED") < at("  pause  SUCCEEDED"), "{out}");
+
+    // A change saga's id is not an application.
+    onboard(&state)
+        .args(["history", edit["id"].as_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "is a change saga, not an application",
+        ));
+}

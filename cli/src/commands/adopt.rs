@@ -11,7 +11,12 @@ pub async fn run(ctx: &Context, args: &AdoptArgs) -> Result<u8, CliError> {
     let session = lifecycle::open(ctx, true, &args.namespace).await?;
     let result = session
         .lifecycle
-        .adopt(&args.namespace, &requester(), None, new_saga_id())
+        .adopt(
+            &args.namespace,
+            requester(&args.request),
+            None,
+            new_saga_id(),
+        )
         .await;
     let what = format!("Adopting the application of namespace {}", args.namespace);
     lifecycle::finish(ctx, session, result, &what, "the namespace").await

@@ -71,7 +71,13 @@ pub async fn run(ctx: &Context, args: &DriftArgs) -> Result<u8, CliError> {
     }
     let started = match session
         .lifecycle
-        .fix(&args.id, &report, &requester(), None, new_saga_id())
+        .fix(
+            &args.id,
+            &report,
+            requester(&args.request),
+            None,
+            new_saga_id(),
+        )
         .await
     {
         Ok(s) => s,

@@ -40,7 +40,7 @@ pub async fn run(ctx: &Context, args: &EditArgs) -> Result<u8, CliError> {
         .edit(
             &args.id,
             &patch,
-            &requester(),
+            requester(&args.request),
             args.idempotency_key.as_deref(),
             new_saga_id(),
         )

@@ -5,15 +5,17 @@
 
 use std::sync::Arc;
 
+use onboard_core::access::{Actor, Origin};
 use onboard_core::clock::SystemClock;
 use onboard_core::idempotency::IdempotencyConfig;
 use onboard_core::lifecycle::service::{Lifecycle, LifecycleError, Started};
 use onboard_core::record::SagaRecord;
 use onboard_core::service::NoQueue;
+use onboard_core::spec::RequestSource;
 use onboard_core::store::SagaStore;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use crate::args::OutputFormat;
+use crate::args::{OutputFormat, RequestArgs};
 use crate::commands::drive::{self, Action, Drive};
 use crate::error::CliError;
 use crate::progress::ObservedStore;
@@ -61,12 +63,16 @@ pub fn new_saga_id() -> String {
     format!("sg-{:032x}", fastrand::u128(..))
 }
 
-/// Who is asking, for the saga's audit trail: the local user.
-pub fn requester() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    format!("cli:{user}")
+/// Who is asking, for the saga's audit trail: `--requester`, else the local user; through the
+/// CLI, under `--ticket` when given.
+pub fn requester(request: &RequestArgs) -> Actor {
+    let principal = request.requester.clone().unwrap_or_else(|| {
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("USERNAME"))
+            .unwrap_or_else(|_| "unknown".into());
+        format!("cli:{user}")
+    });
+    Actor::from(principal).with_origin(Origin::new(RequestSource::Cli, request.ticket.clone()))
 }
 
 /// Instance id → alias for `ids`, read with DescribeInstance (the sandbox's or AWS's); an

@@ -9,6 +9,7 @@ pub mod drift;
 pub mod drive;
 pub mod edit;
 pub mod export_asl;
+pub mod history;
 pub mod lifecycle;
 pub mod list;
 pub mod offboard;

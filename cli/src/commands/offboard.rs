@@ -50,7 +50,7 @@ pub async fn run(ctx: &Context, args: &OffboardArgs) -> Result<u8, CliError> {
     }
     let result = session
         .lifecycle
-        .offboard(&args.id, &requester(), None, new_saga_id())
+        .offboard(&args.id, requester(&args.request), None, new_saga_id())
         .await;
     let what = format!("Offboarding application {}", args.id);
     lifecycle::finish(ctx, session, result, &what, "the request").await

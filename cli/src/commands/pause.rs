@@ -10,12 +10,12 @@ use crate::targets::Context;
 pub async fn run(ctx: &Context, args: &InstanceArgs, pause: bool) -> Result<u8, CliError> {
     let session = lifecycle::open(ctx, false, &args.id).await?;
     let uc = &session.lifecycle;
-    let who = requester();
+    let who = requester(&args.request);
     let result = if pause {
-        uc.pause(&args.id, &args.instance, &who, None, new_saga_id())
+        uc.pause(&args.id, &args.instance, who, None, new_saga_id())
             .await
     } else {
-        uc.resume(&args.id, &args.instance, &who, None, new_saga_id())
+        uc.resume(&args.id, &args.instance, who, None, new_saga_id())
             .await
     };
     let verb = if pause { "Pausing" } else { "Resuming" };

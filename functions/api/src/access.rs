@@ -5,19 +5,47 @@
 
 use std::collections::HashMap;
 
-use onboard_core::access::{Action, Actor, Caller, Denied, Grant, Owners};
+use axum::http::HeaderMap;
+use onboard_core::access::{Action, Actor, Caller, Denied, Grant, Origin, Owners};
 use onboard_core::record::SagaRecord;
+use onboard_core::spec::RequestSource;
 use onboard_lambda_common::Metric;
 
 use crate::problem::{ApiProblem, Kind};
 use crate::Api;
 
-/// The actor a lifecycle use case checks: this caller under the API's policy.
-pub(crate) fn actor(api: &Api, caller: Caller) -> Actor {
-    Actor::Checked {
+/// The header a lifecycle request names its change ticket in; recorded on the saga for the
+/// audit trail (it authorizes nothing).
+pub const TICKET_HEADER: &str = "x-onboard-ticket";
+
+/// The actor a lifecycle use case checks: this caller under the API's policy, coming through
+/// the API with the ticket the request names (400 when the header is not a ticket id).
+pub(crate) fn actor(
+    api: &Api,
+    caller: Caller,
+    headers: &HeaderMap,
+) -> Result<Actor, Box<ApiProblem>> {
+    let ticket = match headers.get(TICKET_HEADER) {
+        None => None,
+        Some(v) => {
+            let t = v.to_str().unwrap_or("").trim();
+            let valid = !t.is_empty() && t.len() <= 128 && t.bytes().all(|b| b.is_ascii_graphic());
+            if !valid {
+                return Err(ApiProblem::new(
+                    Kind::BadRequest,
+                    "the X-Onboard-Ticket header is not 1–128 visible ASCII characters",
+                )
+                .fix("Send the change ticket's id, e.g. CHG0031337, or leave the header out.")
+                .into());
+            }
+            Some(t.to_string())
+        }
+    };
+    Ok(Actor::Checked {
         caller,
         policy: api.access.clone(),
-    }
+        origin: Origin::new(RequestSource::Portal, ticket),
+    })
 }
 
 /// A refusal as 403 problem+json; also logged and counted.

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `POST /applications` | validate a spec; 400 problem+json listing every problem, else record + enqueue → 202, `Location` |
 //! | `GET /applications/{id}` | the saga's status page (steps per instance, ARNs, last error, next action) |
+//! | `GET /applications/{id}/history` | the application's audit trail: every saga on it, oldest first, with requester, source, ticket, times, outcome and before → after |
 //! | `GET /applications` | list; `?status=`, `?limit=` (1–100, default 20), `?cursor=` |
 //! | `POST /applications/{id}/retry` | re-drive a ROLLBACK_FAILED or NEEDS_ATTENTION saga → 202 |
 //! | `PATCH /applications/{id}` | edit an application (changed fields only) → 202 + a `change` saga |
@@ -41,6 +42,7 @@ use utoipa_axum::routes;
 pub mod access;
 pub mod config;
 pub mod csrf;
+pub mod history_route;
 pub mod lifecycle_routes;
 pub mod portal;
 pub mod preflight_route;
@@ -128,6 +130,7 @@ fn api_routes() -> OpenApiRouter<Arc<Api>> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::submit, routes::list))
         .routes(routes!(routes::get_application))
+        .routes(routes!(history_route::get_history))
         .routes(routes!(routes::retry))
         .routes(routes!(lifecycle_routes::edit))
         .routes(routes!(lifecycle_routes::offboard))

@@ -30,6 +30,8 @@ use crate::routes::{body, caller, idempotency_key, refused};
 use crate::Api;
 use onboard_core::access::Action;
 
+const TICKET_DOC: &str = "The change ticket the request carries out, recorded on its saga (GET /applications/{id}/history)";
+
 /// 202 answer to a lifecycle request.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -257,6 +259,7 @@ async fn respond(
         ("Idempotency-Key" = Option<String>, Header,
             description = "Repeat-safe key: the same key and body return the same saga; the same \
                            key with another body is 409."),
+        ("X-Onboard-Ticket" = Option<String>, Header, description = TICKET_DOC),
     ),
     request_body(content = Object, content_type = "application/json",
         description = "The changed fields only (camelCase as in the spec), e.g. \
@@ -283,7 +286,7 @@ pub async fn edit(
 ) -> Response {
     respond(async {
         let raw = body(&api, raw)?;
-        let actor = access::actor(&api, caller(&api, &ext, &headers)?);
+        let actor = access::actor(&api, caller(&api, &ext, &headers)?, &headers)?;
         let key = idempotency_key(&headers)?;
         let req = parse_edit(&raw).map_err(|e| Box::new(invalid(e)))?;
         let result = api
@@ -307,6 +310,7 @@ pub async fn edit(
     params(
         ("id" = String, Path, description = "The application's id (its onboard or adopt saga)"),
         ("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe key"),
+        ("X-Onboard-Ticket" = Option<String>, Header, description = TICKET_DOC),
     ),
     responses(
         (status = 202, description = "An offboard saga is recorded and queued", body = LifecycleAccepted,
@@ -325,7 +329,7 @@ pub async fn offboard(
     headers: HeaderMap,
 ) -> Response {
     respond(async {
-        let actor = access::actor(&api, caller(&api, &ext, &headers)?);
+        let actor = access::actor(&api, caller(&api, &ext, &headers)?, &headers)?;
         let key = idempotency_key(&headers)?;
         let result = api
             .onboarding
@@ -347,6 +351,7 @@ pub async fn offboard(
         ("id" = String, Path, description = "The application's id"),
         ("instance" = String, Path, description = "The Connect instance: id, URL-encoded ARN, or its alias"),
         ("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe key"),
+        ("X-Onboard-Ticket" = Option<String>, Header, description = TICKET_DOC),
     ),
     responses(
         (status = 202, description = "A change saga is recorded and queued", body = LifecycleAccepted,
@@ -378,6 +383,7 @@ pub async fn pause(
         ("id" = String, Path, description = "The application's id"),
         ("instance" = String, Path, description = "The Connect instance: id, URL-encoded ARN, or its alias"),
         ("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe key"),
+        ("X-Onboard-Ticket" = Option<String>, Header, description = TICKET_DOC),
     ),
     responses(
         (status = 202, description = "A change saga is recorded and queued", body = LifecycleAccepted,
@@ -408,7 +414,7 @@ async fn toggle(
     pause: bool,
 ) -> Response {
     respond(async {
-        let actor = access::actor(api, caller(api, ext, headers)?);
+        let actor = access::actor(api, caller(api, ext, headers)?, headers)?;
         let key = idempotency_key(headers)?;
         let uc = api.onboarding.lifecycle();
         let new_id = (api.new_id)();
@@ -510,6 +516,7 @@ pub async fn get_drift(
     params(
         ("id" = String, Path, description = "The application's id"),
         ("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe key"),
+        ("X-Onboard-Ticket" = Option<String>, Header, description = TICKET_DOC),
     ),
     responses(
         (status = 202, description = "A fix saga is recorded and queued", body = LifecycleAccepted,
@@ -567,14 +574,9 @@ pub async fn fix_drift(
                 ),
             ));
         }
+        let actor = access::actor(&api, caller, &headers)?;
         let result = uc
-            .fix(
-                &id,
-                &report,
-                access::actor(&api, caller),
-                key.as_deref(),
-                (api.new_id)(),
-            )
+            .fix(&id, &report, actor, key.as_deref(), (api.new_id)())
             .await;
         Ok(accepted(&api, result).await)
     })
@@ -588,7 +590,10 @@ pub async fn fix_drift(
     post,
     path = "/applications/adopt",
     tag = "lifecycle",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe key")),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe key"),
+        ("X-Onboard-Ticket" = Option<String>, Header, description = TICKET_DOC),
+    ),
     request_body(content = AdoptRequest, content_type = "application/json"),
     responses(
         (status = 202, description = "An adopt saga is recorded and queued; its id is the application's id", body = LifecycleAccepted,
@@ -608,7 +613,7 @@ pub async fn adopt(
 ) -> Response {
     respond(async {
         let raw = body(&api, raw)?;
-        let actor = access::actor(&api, caller(&api, &ext, &headers)?);
+        let actor = access::actor(&api, caller(&api, &ext, &headers)?, &headers)?;
         let key = idempotency_key(&headers)?;
         let req: AdoptRequest = serde_json::from_slice(&raw).map_err(|e| {
             Box::new(invalid(ValidationErrors::new(vec![Problem::new(

@@ -21,6 +21,7 @@ fn attempts(app: &str) -> Vec<(&'static str, String, Option<Value>)> {
     vec![
         ("GET", format!("/applications/{app}"), None),
         ("GET", format!("/applications/{app}/drift"), None),
+        ("GET", format!("/applications/{app}/history"), None),
         (
             "PATCH",
             format!("/applications/{app}"),

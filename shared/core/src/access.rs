@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::record::{LogEntry, Millis, SagaRecord};
+use crate::spec::RequestSource;
 
 /// The authenticated caller: a principal and the groups its identity provider puts it in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -297,39 +298,78 @@ impl AccessPolicy {
     }
 }
 
+/// How a request reached the product: its channel and change ticket. Recorded on the saga it
+/// starts, so the audit trail says where a change came from, not only who asked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Origin {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<RequestSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_id: Option<String>,
+}
+
+impl Origin {
+    pub fn new(source: RequestSource, ticket_id: Option<String>) -> Self {
+        Origin {
+            source: Some(source),
+            ticket_id: ticket_id.filter(|t| !t.is_empty()),
+        }
+    }
+}
+
 /// Who a lifecycle request acts for: a checked caller (the API) or the local operator (CLI,
-/// reconciler), whose principal is recorded with the rule `operator`.
+/// reconciler), whose principal is recorded with the rule `operator`; and how it arrived.
 #[derive(Debug, Clone)]
 pub enum Actor {
     Checked {
         caller: Caller,
         policy: std::sync::Arc<AccessPolicy>,
+        origin: Origin,
     },
-    Operator(String),
+    Operator {
+        principal: String,
+        origin: Origin,
+    },
 }
 
 impl Actor {
     pub fn principal(&self) -> &str {
         match self {
             Actor::Checked { caller, .. } => &caller.principal,
-            Actor::Operator(p) => p,
+            Actor::Operator { principal, .. } => principal,
         }
+    }
+
+    /// Where the request came from (empty when the entry point did not say).
+    pub fn origin(&self) -> &Origin {
+        match self {
+            Actor::Checked { origin, .. } | Actor::Operator { origin, .. } => origin,
+        }
+    }
+
+    /// The same actor, recorded as coming through `origin`.
+    pub fn with_origin(mut self, new: Origin) -> Self {
+        match &mut self {
+            Actor::Checked { origin, .. } | Actor::Operator { origin, .. } => *origin = new,
+        }
+        self
     }
 
     /// The grant for `action` on `root` (the application's root saga), or why not.
     pub fn authorize(&self, root: &SagaRecord, action: Action) -> Result<Grant, Denied> {
         match self {
-            Actor::Checked { caller, policy } => {
+            Actor::Checked { caller, policy, .. } => {
                 policy.decide(caller, &root.id, &Owners::of(root), action)
             }
-            Actor::Operator(p) => Ok(Grant::operator(p.clone(), action)),
+            Actor::Operator { principal, .. } => Ok(Grant::operator(principal.clone(), action)),
         }
     }
 
     /// The grant for an action that concerns no existing application (adopt).
     pub fn authorize_new(&self, namespace: &str, action: Action) -> Result<Grant, Denied> {
         match self {
-            Actor::Checked { caller, policy } => policy.decide(
+            Actor::Checked { caller, policy, .. } => policy.decide(
                 caller,
                 namespace,
                 &Owners {
@@ -338,26 +378,29 @@ impl Actor {
                 },
                 action,
             ),
-            Actor::Operator(p) => Ok(Grant::operator(p.clone(), action)),
+            Actor::Operator { principal, .. } => Ok(Grant::operator(principal.clone(), action)),
         }
     }
 }
 
 impl From<&str> for Actor {
     fn from(p: &str) -> Self {
-        Actor::Operator(p.to_string())
+        Actor::from(p.to_string())
     }
 }
 
 impl From<&String> for Actor {
     fn from(p: &String) -> Self {
-        Actor::Operator(p.clone())
+        Actor::from(p.clone())
     }
 }
 
 impl From<String> for Actor {
-    fn from(p: String) -> Self {
-        Actor::Operator(p)
+    fn from(principal: String) -> Self {
+        Actor::Operator {
+            principal,
+            origin: Origin::default(),
+        }
     }
 }
 

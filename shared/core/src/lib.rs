@@ -11,6 +11,7 @@ pub mod confirm;
 pub mod engine;
 pub mod engine_step;
 pub mod error;
+pub mod history;
 pub mod idempotency;
 pub mod lifecycle;
 pub mod locks;

@@ -30,6 +30,9 @@ pub const KIND: &str = "adopt";
 pub struct AdoptInput {
     pub namespace: String,
     pub requester: String,
+    /// How the request arrived (channel, change ticket), for the audit trail.
+    #[serde(flatten)]
+    pub origin: crate::access::Origin,
 }
 
 /// The adopt saga definition.

@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 
 use super::state::{current_state, ManagedApp};
 use super::{store_error, LifecyclePorts};
+use crate::access::Origin;
 use crate::error::{ErrorInfo, ErrorKind, StepError};
 use crate::onboard::{
     add_statement, decode, encode, grant_profile, internal, profile_lock, remove_statement,
@@ -73,6 +74,9 @@ pub struct ChangeInput {
     pub after: ManagedApp,
     /// Who asked (principal), for the audit trail.
     pub requester: String,
+    /// How the request arrived (channel, change ticket), for the audit trail.
+    #[serde(flatten)]
+    pub origin: Origin,
     /// For a fix: instances with an association the state does not have (to remove it).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub extra_instances: BTreeSet<String>,

@@ -39,6 +39,9 @@ pub struct OffboardInput {
     pub parent: String,
     pub before: ManagedApp,
     pub requester: String,
+    /// How the request arrived (channel, change ticket), for the audit trail.
+    #[serde(flatten)]
+    pub origin: crate::access::Origin,
 }
 
 /// What hangs off the application in one instance.

@@ -255,6 +255,7 @@ impl Lifecycle {
             before,
             after,
             requester: requester.to_string(),
+            origin: actor.origin().clone(),
             extra_instances: BTreeSet::new(),
         };
         let request = json!({"op": "edit", "app": app_id, "request": req});
@@ -362,6 +363,7 @@ impl Lifecycle {
             before,
             after,
             requester: requester.to_string(),
+            origin: actor.origin().clone(),
             extra_instances: BTreeSet::new(),
         };
         let request = json!({"op": op.as_str(), "app": app_id, "instance": instance});
@@ -396,6 +398,7 @@ impl Lifecycle {
             before: state.clone(),
             after: state,
             requester: requester.to_string(),
+            origin: actor.origin().clone(),
             extra_instances: report.extra_instances(),
         };
         let request = json!({"op": "fix", "app": app_id, "checkedAt": report.checked_at});
@@ -419,6 +422,7 @@ impl Lifecycle {
             parent: app_id.to_string(),
             before,
             requester: requester.to_string(),
+            origin: actor.origin().clone(),
         };
         let def = offboard::definition();
         let namespace = input.before.namespace.clone();
@@ -463,6 +467,7 @@ impl Lifecycle {
         let input = AdoptInput {
             namespace: namespace.to_string(),
             requester: requester.to_string(),
+            origin: actor.origin().clone(),
         };
         let encoded = encode_input(&input)?;
         self.submit(Submission {
