@@ -326,6 +326,8 @@ pub struct OffboardArgs {
     /// nothing.
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub request: RequestArgs,
 }
 
 #[derive(Debug, Args)]

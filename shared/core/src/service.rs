@@ -330,9 +330,14 @@ pub struct RequestedBy {
 impl RequestedBy {
     pub fn of(r: &SagaRecord) -> Self {
         match r.input.get("requester") {
+            // A lifecycle saga's origin (channel, ticket) sits beside its requester.
             Some(Value::String(principal)) => RequestedBy {
                 principal: Some(principal.clone()),
-                ticket_id: None,
+                ticket_id: r
+                    .input
+                    .get("ticketId")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
             },
             Some(obj @ Value::Object(_)) => {
                 let field = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_string);
