@@ -514,7 +514,15 @@ fn a_malformed_seed_field_is_named_by_its_path() {
 #[test]
 fn edit_can_add_an_iframe_configuration_and_an_initialization_timeout() {
     let state = TempDir::new().unwrap();
-    let app = onboarded(&state);
+    // The knowledge tool is onboarded without either.
+    let app = run_json(
+        &state,
+        &["apply", example("knowledge-tool.json").to_str().unwrap()],
+        0,
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let patch = state.path().join("frame.json");
     std::fs::write(
         &patch,
