@@ -23,10 +23,12 @@ fn new_saga_id() -> String {
 pub async fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8, CliError> {
     // Validate before touching any store or service: an invalid spec changes nothing.
     let (spec, validated) = load_spec(&args.spec)?;
-    let stores = ctx
-        .store(true)
-        .await?
-        .ok_or_else(|| CliError::NoSagas(String::new()))?;
+    let open = || async {
+        ctx.store(true)
+            .await?
+            .ok_or_else(|| CliError::NoSagas(String::new()))
+    };
+    let mut stores = open().await?;
     // Applying the spec of an application this product already manages starts nothing. A
     // keyed request (--idempotency-key, or the spec's ticket) replays its first saga instead.
     let keyed = args.idempotency_key.is_some() || spec.requester.ticket_id.is_some();
@@ -36,16 +38,11 @@ pub async fn run(ctx: &Context, args: &ApplyArgs) -> Result<u8, CliError> {
         reapply::managing(stores.store.as_ref(), &validated.namespace).await?
     };
     if let Some((app, state)) = managed {
-        let differs = state.differences(&validated);
         drop(stores);
-        if differs.is_empty() {
-            return reapply::unchanged(ctx, &app, &state, &validated).await;
+        if let Some(code) = reapply::already_managed(ctx, &app, &state, &validated).await? {
+            return Ok(code);
         }
-        return Err(CliError::AlreadyOnboarded {
-            app,
-            namespace: validated.namespace,
-            differs: differs.join(", "),
-        });
+        stores = open().await?;
     }
     let world = ctx.world(stores.locks.clone()).await?;
     let (observed, feed) = ObservedStore::new(stores.store.clone());

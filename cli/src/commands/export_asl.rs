@@ -9,6 +9,7 @@ use onboard_core::asl::{self, AslDocument};
 
 use crate::args::{ExportAslArgs, OutputFormat};
 use crate::error::{exit, CliError};
+use crate::render;
 use crate::targets::Context;
 
 /// Whether `path` already holds exactly `doc` (compared as JSON, so formatting is free).
@@ -44,21 +45,21 @@ pub fn run(ctx: &Context, args: &ExportAslArgs) -> Result<u8, CliError> {
                 "stale": stale,
                 "kinds": docs.iter().map(|d| d.kind.clone()).collect::<Vec<_>>(),
             });
-            println!("{report}");
+            render::print_text(&format!("{report}\n"))?;
         }
         OutputFormat::Text => {
             for path in &written {
-                println!("wrote {path}");
+                render::print_text(&format!("wrote {path}\n"))?;
             }
             for path in &stale {
                 eprintln!("{path} differs from the saga definition; run `onboard export-asl`");
             }
             if args.check && stale.is_empty() {
-                println!(
-                    "{} state machine(s) up to date in {}",
+                render::print_text(&format!(
+                    "{} state machine(s) up to date in {}\n",
                     docs.len(),
                     args.out.display()
-                );
+                ))?;
             }
         }
     }

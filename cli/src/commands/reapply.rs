@@ -42,14 +42,17 @@ struct Unchanged<'a> {
     drift: &'a DriftReport,
 }
 
-/// The spec matches application `app`: change nothing, check drift, say so. Exit 0, or 6 when
-/// AWS has drifted from the recorded state.
-pub async fn unchanged(
+/// A spec for the namespace of application `app`, which this product manages. Checks drift
+/// first: when the application itself is gone from AWS (deleted outside this product, or a
+/// reset sandbox) the record is stale and `None` lets the onboarding go ahead. Otherwise a
+/// different configuration is refused with the way to change it, and the same one changes
+/// nothing and says so: exit 0, or 6 when AWS has drifted from the recorded state.
+pub async fn already_managed(
     ctx: &Context,
     app: &str,
     state: &ManagedApp,
     v: &Validated,
-) -> Result<u8, CliError> {
+) -> Result<Option<u8>, CliError> {
     let session = lifecycle::open(ctx, false, app).await?;
     let ports = drive::lifecycle_ports(&session.world, session.store.clone());
     let checked = session.lifecycle.check_drift(&ports, app).await;
@@ -58,6 +61,24 @@ pub async fn unchanged(
         DriftError::Lifecycle(e) => lifecycle::refused(e, "the request"),
         DriftError::Aws(info) => CliError::Service(info),
     })?;
+    if !report.fixable() {
+        if ctx.global.output == OutputFormat::Text {
+            render::print_text(&format!(
+                "Application {app} was onboarded with this namespace but no longer exists in \
+                 AWS: onboarding it anew (`onboard offboard {app}` clears the stale record's \
+                 leftovers).\n"
+            ))?;
+        }
+        return Ok(None);
+    }
+    let differs = state.differences(v);
+    if !differs.is_empty() {
+        return Err(CliError::AlreadyOnboarded {
+            app: app.to_string(),
+            namespace: v.namespace.clone(),
+            differs: differs.join(", "),
+        });
+    }
     match ctx.global.output {
         OutputFormat::Json => render::print_json(&Unchanged {
             already_onboarded: true,
@@ -90,9 +111,9 @@ pub async fn unchanged(
             render::print_text(&s)?;
         }
     }
-    Ok(if report.drifted() {
+    Ok(Some(if report.drifted() {
         exit::DRIFTED
     } else {
         exit::OK
-    })
+    }))
 }
