@@ -398,6 +398,11 @@ def day_two(j: Journey) -> None:
         app_page()
     with j.step(f"the instance {instance} now says paused"):
         expect(instance_row()).to_contain_text("paused")
+    with j.step("the history shows the pause, who asked and what changed"):
+        pause_row = page.locator("table#app-history tr", has_text="pause")
+        # By the alias the onboarding recorded (demo-support), else by the id.
+        expect(pause_row).to_contain_text(re.compile(r"(demo-support|" + re.escape(instance) + r"): paused"))
+        expect(pause_row).to_contain_text("SUCCEEDED")
     with j.step(f"click 'Resume on {instance}'"):
         page.get_by_role("button", name=f"Resume on {instance}").click()
     day_two_saga("resume")
@@ -415,6 +420,9 @@ def day_two(j: Journey) -> None:
         app_page()
     with j.step(f"the application is now called {renamed!r}"):
         expect(page.get_by_role("heading", level=1)).to_contain_text(renamed)
+    with j.step("the history shows the edit's before and after"):
+        edit_row = page.locator("table#app-history tr", has_text="edit")
+        expect(edit_row).to_contain_text(f"displayName: {values['Display name']} → {renamed}")
     with j.step("click 'Offboard'"):
         page.get_by_role("button", name="Offboard", exact=True).click()
         confirm = page.get_by_label("Type the namespace to confirm")

@@ -456,7 +456,7 @@ async function renderApp(id) {
   if (r.status !== 200) { problem.append(problemBlock(r.body, r.status)); return; }
   const s = r.body;
   const app = s.application;
-  const hist = await api("GET", "/applications?limit=100&namespace=" + encodeURIComponent(s.namespace));
+  const hist = await api("GET", "/applications/" + encodeURIComponent(id) + "/history");
   if (mine !== generation) return;
   const act = async (method, path, body) => {
     const a = await api(method, path, body, { "Idempotency-Key": randomKey() });
@@ -517,14 +517,29 @@ async function renderApp(id) {
     }
   }
   const hbody = el("tbody");
-  for (const h of (hist.status === 200 && hist.body.items) || []) {
-    hbody.append(el("tr", {}, el("td", {}, when(h.createdAt)), el("td", {}, h.kind), el("td", {}, h.requestedBy || ""),
-      el("td", {}, h.ticketId || ""), el("td", { class: "state " + h.status }, h.status),
-      el("td", {}, el("a", { href: "#/sagas/" + encodeURIComponent(h.id) }, h.id))));
+  for (const h of (hist.status === 200 && hist.body.entries) || []) {
+    hbody.append(el("tr", {}, el("td", {}, when(Date.parse(h.createdAt))), el("td", {}, h.operation), el("td", {}, h.requester || ""),
+      el("td", {}, h.ticketId || ""), el("td", {}, el("ul", { class: "changes" }, changesOf(h).map((c) => el("li", {}, c)))),
+      el("td", { class: "state " + h.outcome }, h.outcome),
+      el("td", {}, el("a", { href: "#/sagas/" + encodeURIComponent(h.sagaId) }, h.sagaId))));
   }
   nodes.push(el("h2", {}, "History"), el("div", { class: "table-wrap" }, el("table", { id: "app-history" },
-    el("thead", {}, el("tr", {}, ["When", "Kind", "Who", "Ticket", "State", "Saga"].map((x) => el("th", { scope: "col" }, x)))), hbody)));
+    el("thead", {}, el("tr", {}, ["When", "Operation", "Who", "Ticket", "What changed", "Outcome", "Saga"].map((x) => el("th", { scope: "col" }, x)))), hbody)));
   view().replaceChildren(...nodes);
+}
+
+/// One history entry's changes as short lines: `field: before → after`, `demo-east: paused`.
+function changesOf(h) {
+  const show = (v) => (v === undefined || v === null ? "(none)" : typeof v === "string" ? v : JSON.stringify(v));
+  const out = [];
+  for (const f of h.fields || []) out.push(h.created ? `${f.field}: ${show(f.after)}` : `${f.field}: ${show(f.before)} → ${show(f.after)}`);
+  for (const i of h.instances || []) out.push(`${i.alias || i.instance}: ${i.change}`);
+  for (const p of h.profiles || []) {
+    const parts = [...(p.added || []).map((x) => "+" + x), ...(p.removed || []).map((x) => "-" + x)];
+    out.push(`profiles on ${p.alias || p.instance}: ${parts.join(" ")}`);
+  }
+  if (h.created && out.length === 0) out.push("created");
+  return out;
 }
 
 /// The edit form: the current values, and a PATCH of the fields that changed.
