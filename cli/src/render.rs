@@ -147,25 +147,14 @@ pub fn log_line(entry: &LogEntry, t0: Millis, aliases: &BTreeMap<String, String>
     line
 }
 
-/// `YYYY-MM-DD HH:MM:SSZ` from epoch milliseconds (UTC; civil-from-days, no time crate).
+/// `YYYY-MM-DD HH:MM:SSZ` from epoch milliseconds (UTC): the core's RFC 3339 without the
+/// `T` and the milliseconds, easier to read in a table.
 pub fn utc(ms: Millis) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let t = onboard_core::clock::rfc3339(ms);
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{} {}Z",
+        t.get(..10).unwrap_or(&t),
+        t.get(11..19).unwrap_or_default()
     )
 }
 

@@ -4,69 +4,16 @@
 //! its re-drive; refused requests that record nothing; `--reset-sandbox`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a broken fixture should fail loudly
 
-use std::path::PathBuf;
+mod support;
 
-use assert_cmd::cargo::cargo_bin_cmd;
-use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
+use support::*;
+
 const EAST: &str = "11111111-1111-4111-8111-111111111111";
 const SUPPORT: &str = "22222222-2222-4222-8222-222222222222";
-
-fn example(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples")
-        .join(name)
-}
-
-/// `onboard --sandbox` with no AWS configuration from the environment and its own state dir.
-fn onboard(state: &TempDir) -> Command {
-    let mut cmd = cargo_bin_cmd!("onboard");
-    for var in ["ONBOARD_TABLE", "AWS_PROFILE", "AWS_ENDPOINT_URL"] {
-        cmd.env_remove(var);
-    }
-    cmd.arg("--state-dir").arg(state.path()).arg("--sandbox");
-    cmd
-}
-
-fn json_of(out: &[u8]) -> Value {
-    serde_json::from_slice(out).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not one JSON document ({e}):\n{}",
-            String::from_utf8_lossy(out)
-        )
-    })
-}
-
-/// Run `args` with `--output json`, expect `code`, return stdout's document.
-fn run_json(state: &TempDir, args: &[&str], code: i32) -> Value {
-    let out = onboard(state)
-        .args(["--output", "json"])
-        .args(args)
-        .assert()
-        .code(code)
-        .get_output()
-        .stdout
-        .clone();
-    json_of(&out)
-}
-
-fn world(state: &TempDir) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(state.path().join("sandbox-world.json")).unwrap())
-        .unwrap()
-}
-
-/// Onboard the CRM panel example; returns its application id.
-fn onboarded(state: &TempDir) -> String {
-    let apply = run_json(
-        state,
-        &["apply", example("crm-panel.json").to_str().unwrap()],
-        0,
-    );
-    apply["id"].as_str().unwrap().to_string()
-}
 
 /// The CRM's associations in the saved world, by instance.
 fn associations(world: &Value) -> Vec<String> {

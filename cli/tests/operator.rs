@@ -6,82 +6,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a broken fixture should fail loudly
 
 use std::io::Read;
-use std::path::PathBuf;
 use std::process::Stdio;
 
-use assert_cmd::cargo::cargo_bin_cmd;
+mod support;
+
 use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
 use tempfile::TempDir;
 
+use support::*;
+
 const EAST: &str = "11111111-1111-4111-8111-111111111111";
 const NAMESPACE: &str = "crm.acme.example/agent-panel";
-
-fn example(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples")
-        .join(name)
-}
-
-/// `onboard` with no AWS configuration from the environment and its own state directory.
-fn bare(state: &TempDir) -> Command {
-    let mut cmd = cargo_bin_cmd!("onboard");
-    for var in [
-        "ONBOARD_TABLE",
-        "AWS_PROFILE",
-        "AWS_ENDPOINT_URL",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("USER", "oncall");
-    cmd.arg("--state-dir").arg(state.path());
-    cmd
-}
-
-fn onboard(state: &TempDir) -> Command {
-    let mut cmd = bare(state);
-    cmd.arg("--sandbox");
-    cmd
-}
-
-fn json_of(out: &[u8]) -> Value {
-    serde_json::from_slice(out).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not one JSON document ({e}):\n{}",
-            String::from_utf8_lossy(out)
-        )
-    })
-}
-
-fn run_json(state: &TempDir, args: &[&str], code: i32) -> Value {
-    let out = onboard(state)
-        .args(["--output", "json"])
-        .args(args)
-        .assert()
-        .code(code)
-        .get_output()
-        .stdout
-        .clone();
-    json_of(&out)
-}
-
-fn onboarded(state: &TempDir) -> String {
-    let apply = run_json(
-        state,
-        &["apply", example("crm-panel.json").to_str().unwrap()],
-        0,
-    );
-    apply["id"].as_str().unwrap().to_string()
-}
-
-fn world(state: &TempDir) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(state.path().join("sandbox-world.json")).unwrap())
-        .unwrap()
-}
 
 fn saga_count(state: &TempDir) -> usize {
     run_json(state, &["list"], 0)["sagas"]

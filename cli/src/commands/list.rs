@@ -1,8 +1,8 @@
 //! `onboard list [--status S] [--kind K] [--application APP] [--namespace NS] [--requester P]`:
 //! recorded sagas, oldest first as the API lists them, the most recent `--limit` of them.
 
+use onboard_core::history::RequestedBy;
 use onboard_core::record::{Millis, SagaRecord, SagaStatus};
-use onboard_core::service::RequestedBy;
 use onboard_core::store::SagaStore;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -12,30 +12,16 @@ use crate::error::CliError;
 use crate::render;
 use crate::targets::Context;
 
-/// Page size when walking the store's per-status listings.
-const PAGE: usize = 100;
-
 /// The saga kinds a record can have, for `--kind`.
 const KINDS: [&str; 5] = ["onboard", "change", "fix", "offboard", "adopt"];
 
-/// Every saga in `statuses`, newest created first. The store lists per status, oldest update
-/// first, so "newest" needs the whole listing; fine for an operator's terminal.
+/// Every saga in `statuses`, newest created first (the store lists per status, oldest update
+/// first, so "newest" needs the whole listing).
 pub async fn sagas(
     store: &dyn SagaStore,
     statuses: &[SagaStatus],
 ) -> Result<Vec<SagaRecord>, CliError> {
-    let mut all = Vec::new();
-    for status in statuses {
-        let mut cursor = None;
-        loop {
-            let page = store.list_by_status(*status, PAGE, cursor).await?;
-            all.extend(page.items);
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
-    }
+    let mut all = onboard_core::store::every_saga(store, statuses, |_| true).await?;
     all.sort_by(|a, b| {
         b.created_at
             .cmp(&a.created_at)

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+pub use crate::clock::rfc3339;
 use crate::lifecycle::change::ChangeInput;
 use crate::lifecycle::offboard::OffboardInput;
 use crate::lifecycle::service::LifecycleError;
@@ -182,27 +183,19 @@ pub fn ensure_root(root: &SagaRecord) -> Result<(), StateError> {
 pub async fn load(store: &dyn SagaStore, root: &SagaRecord) -> Result<History, LifecycleError> {
     // Before the walk: a lifecycle saga's id is refused without reading everything.
     ensure_root(root)?;
-    let mut sagas = Vec::new();
-    for status in SagaStatus::ALL {
-        let mut cursor = None;
-        loop {
-            let page = store.list_by_status(status, 100, cursor).await?;
-            sagas.extend(
-                page.items
-                    .into_iter()
-                    .filter(|r| r.parent.as_deref() == Some(root.id.as_str())),
-            );
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
-    }
+    let sagas = crate::store::every_saga(store, &SagaStatus::ALL, |r| {
+        r.parent.as_deref() == Some(root.id.as_str())
+    })
+    .await?;
     Ok(history(root, &sagas)?)
 }
 
 fn entry(r: &SagaRecord, aliases: &BTreeMap<String, String>) -> HistoryEntry {
-    let (requester, source, ticket_id) = who(&r.input);
+    let RequestedBy {
+        principal: requester,
+        source,
+        ticket_id,
+    } = RequestedBy::of(r);
     let operation = r
         .input
         .get("operation")
@@ -297,22 +290,37 @@ fn entry(r: &SagaRecord, aliases: &BTreeMap<String, String>) -> HistoryEntry {
     e
 }
 
-/// The principal, channel and ticket a saga's input records: an onboard spec's `requester`
-/// object, or a lifecycle input's `requester` principal with its `source` and `ticketId`.
-fn who(input: &Value) -> (Option<String>, Option<RequestSource>, Option<String>) {
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
-    let source = |v: Option<&Value>| v.and_then(|s| serde_json::from_value(s.clone()).ok());
-    match input.get("requester") {
-        Some(r @ Value::Object(_)) => (
-            text(r.get("principal")),
-            source(r.get("source")),
-            text(r.get("ticketId")),
-        ),
-        r => (
-            text(r),
-            source(input.get("source")),
-            text(input.get("ticketId")),
-        ),
+/// Who asked for a saga, through which channel and under which ticket, as its input records
+/// them: an onboard spec's `requester` object, or a lifecycle input's `requester` principal
+/// with its `source` and `ticketId` beside it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestedBy {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<RequestSource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket_id: Option<String>,
+}
+
+impl RequestedBy {
+    pub fn of(r: &SagaRecord) -> Self {
+        let input = &r.input;
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+        let source = |v: Option<&Value>| v.and_then(|s| serde_json::from_value(s.clone()).ok());
+        match input.get("requester") {
+            Some(q @ Value::Object(_)) => RequestedBy {
+                principal: text(q.get("principal")),
+                source: source(q.get("source")),
+                ticket_id: text(q.get("ticketId")),
+            },
+            q => RequestedBy {
+                principal: text(q),
+                source: source(input.get("source")),
+                ticket_id: text(input.get("ticketId")),
+            },
+        }
     }
 }
 
@@ -393,27 +401,4 @@ fn finished_at(r: &SagaRecord) -> Option<Millis> {
         .find(|l| l.node == "saga" && END_EVENTS.contains(&l.event.as_str()))
         .map(|l| l.at)
         .or(Some(r.updated_at))
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` from epoch milliseconds (civil-from-days; no time crate).
-pub fn rfc3339(ms: Millis) -> String {
-    let secs = ms / 1000;
-    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    )
 }

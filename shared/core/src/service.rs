@@ -316,41 +316,6 @@ pub struct SagaView {
     pub log: Vec<LogEntry>,
 }
 
-/// Who asked for a saga and from which ticket, read from its input: an onboarding's spec holds
-/// a `requester` object (`principal`, `ticketId`), a lifecycle saga's input the principal alone.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RequestedBy {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub principal: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ticket_id: Option<String>,
-}
-
-impl RequestedBy {
-    pub fn of(r: &SagaRecord) -> Self {
-        match r.input.get("requester") {
-            // A lifecycle saga's origin (channel, ticket) sits beside its requester.
-            Some(Value::String(principal)) => RequestedBy {
-                principal: Some(principal.clone()),
-                ticket_id: r
-                    .input
-                    .get("ticketId")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-            },
-            Some(obj @ Value::Object(_)) => {
-                let field = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_string);
-                RequestedBy {
-                    principal: field("principal"),
-                    ticket_id: field("ticketId"),
-                }
-            }
-            _ => RequestedBy::default(),
-        }
-    }
-}
-
 impl SagaView {
     pub fn from_record(r: &SagaRecord) -> Self {
         let mut resources = Resources {

@@ -125,3 +125,25 @@ pub trait SagaStore: Send + Sync {
     /// Give a claimed key back (the request failed before creating anything).
     async fn release_idempotency(&self, key: &str, payload_hash: &str) -> Result<(), StoreError>;
 }
+
+/// Every saga in `statuses` that `keep` accepts, following each listing to its last page. For
+/// an operator's terminal and the audit trail, which need the whole log; never a hot path.
+pub async fn every_saga(
+    store: &dyn SagaStore,
+    statuses: &[SagaStatus],
+    keep: impl Fn(&SagaRecord) -> bool,
+) -> Result<Vec<SagaRecord>, StoreError> {
+    let mut all = Vec::new();
+    for status in statuses {
+        let mut cursor = None;
+        loop {
+            let page = store.list_by_status(*status, 100, cursor).await?;
+            all.extend(page.items.into_iter().filter(|r| keep(r)));
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    Ok(all)
+}

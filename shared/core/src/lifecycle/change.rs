@@ -581,20 +581,21 @@ impl StepAction<LifecyclePorts> for UpdateApplication {
 /// succeeds while AWS does not hold them, and otherwise stops the rollback with the reason.
 struct SetFrameSettings;
 
-impl SetFrameSettings {
-    /// Whether the change adds a member that cannot be unset.
-    fn adds(inp: &ChangeInput) -> bool {
-        let (b, a) = (&inp.before.fields, &inp.after.fields);
-        (b.iframe.is_none() && a.iframe.is_some())
-            || (b.initialization_timeout_ms.is_none() && a.initialization_timeout_ms.is_some())
-    }
+/// Whether `now` has an iframe configuration or initialization timeout that `before` lacks:
+/// members AppIntegrations cannot unset again.
+fn gains_frame_settings(
+    before: &crate::ports::ApplicationFields,
+    now: &crate::ports::ApplicationFields,
+) -> bool {
+    (before.iframe.is_none() && now.iframe.is_some())
+        || (before.initialization_timeout_ms.is_none() && now.initialization_timeout_ms.is_some())
 }
 
 #[async_trait]
 impl StepAction<LifecyclePorts> for SetFrameSettings {
     async fn run(&self, ports: &LifecyclePorts, node: &NodeCtx) -> Result<Value, StepError> {
         let inp = input(node)?;
-        if !Self::adds(&inp) {
+        if !gains_frame_settings(&inp.before.fields, &inp.after.fields) {
             return noop();
         }
         set_fields(ports, &inp.after.app, &inp.after.fields).await?;
@@ -608,17 +609,13 @@ impl StepAction<LifecyclePorts> for SetFrameSettings {
         _: Option<&Value>,
     ) -> Result<(), StepError> {
         let inp = input(node)?;
-        if !Self::adds(&inp) {
+        if !gains_frame_settings(&inp.before.fields, &inp.after.fields) {
             return Ok(());
         }
-        let Some(current) = ports.aws.apps.get_application(&inp.after.app.id).await? else {
-            return Ok(());
-        };
-        let (b, c) = (&inp.before.fields, &current.fields);
-        let kept = (b.iframe.is_none() && c.iframe.is_some())
-            || (b.initialization_timeout_ms.is_none() && c.initialization_timeout_ms.is_some());
-        if !kept {
-            return Ok(());
+        // Undone only while AWS does not hold them (the run failed before setting them).
+        match ports.aws.apps.get_application(&inp.after.app.id).await? {
+            Some(now) if gains_frame_settings(&inp.before.fields, &now.fields) => {}
+            _ => return Ok(()),
         }
         Err(ErrorInfo::new(
             ErrorKind::Invalid,

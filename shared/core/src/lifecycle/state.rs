@@ -75,30 +75,16 @@ impl ManagedApp {
     /// field names that differ (`displayName`, `instances`, ...), empty when applying the spec
     /// would change nothing. A paused instance counts as set up (resume it to use it again).
     pub fn differences(&self, v: &Validated) -> Vec<&'static str> {
-        let wanted = ApplicationFields::of(&v.spec);
-        let f = &self.fields;
         let mut out = Vec::new();
+        if self.namespace != v.namespace {
+            out.push("namespace");
+        }
+        out.extend(self.fields.differences(&ApplicationFields::of(&v.spec)));
         let mut cmp = |name: &'static str, same: bool| {
             if !same {
                 out.push(name);
             }
         };
-        cmp("namespace", self.namespace == v.namespace);
-        cmp("displayName", f.display_name == wanted.display_name);
-        cmp("description", f.description == wanted.description);
-        cmp("accessUrl", f.access_url == wanted.access_url);
-        cmp(
-            "approvedOrigins",
-            f.approved_origins == wanted.approved_origins,
-        );
-        cmp("permissions", f.permissions == wanted.permissions);
-        cmp("subscriptions", f.subscriptions == wanted.subscriptions);
-        cmp("publications", f.publications == wanted.publications);
-        cmp("iframe", f.iframe == wanted.iframe);
-        cmp(
-            "initializationTimeoutMs",
-            f.initialization_timeout_ms == wanted.initialization_timeout_ms,
-        );
         let instances: BTreeSet<String> = v.instance_ids.iter().cloned().collect();
         cmp("instances", self.instances == instances);
         // Only the active instances' grants are recorded; a paused one keeps none.
