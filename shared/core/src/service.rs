@@ -203,17 +203,6 @@ impl Onboarding {
         Ok(message)
     }
 
-    /// The day-two use cases (edit, pause, resume, offboard, adopt, drift) over the same
-    /// store, clock, queue and idempotency settings.
-    pub fn lifecycle(&self) -> crate::lifecycle::service::Lifecycle {
-        crate::lifecycle::service::Lifecycle {
-            store: self.store.clone(),
-            clock: self.clock.clone(),
-            queue: self.queue.clone(),
-            idempotency: self.idempotency.clone(),
-        }
-    }
-
     /// A saga's status page.
     pub async fn status(&self, id: &str) -> Result<Option<SagaView>, StoreError> {
         Ok(self.store.get(id).await?.map(|r| SagaView::from_record(&r)))

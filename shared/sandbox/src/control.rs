@@ -14,7 +14,7 @@
 use crate::faults::FaultSpec;
 use crate::restjson::query;
 use crate::seed::SeedConfig;
-use crate::server::Shared;
+use crate::shared_state::Shared;
 use crate::throttle::ThrottleConfig;
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, StatusCode};

@@ -24,6 +24,7 @@ mod policy;
 mod restjson;
 mod seed;
 mod server;
+mod shared_state;
 mod state;
 mod throttle;
 mod validate;
@@ -37,6 +38,7 @@ pub use seed::{
     SeedConfig, DEMO_ACCOUNT, DEMO_INSTANCE_EAST, DEMO_INSTANCE_LEGACY, DEMO_INSTANCE_SUPPORT,
     DEMO_PROFILE_EAST_AGENT,
 };
-pub use server::{CallRecord, Persist, RunningSandbox, Sandbox, SandboxConfig, SandboxHandle};
+pub use server::{RunningSandbox, Sandbox, SandboxConfig, SandboxHandle};
+pub use shared_state::{CallRecord, Persist};
 pub use throttle::{Rate, ServiceRates, ThrottleConfig};
 pub use wire::{ApiError, Service};

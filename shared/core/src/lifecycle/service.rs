@@ -148,6 +148,20 @@ struct Submission<'a> {
     grant: Grant,
 }
 
+// Here, not beside `Onboarding`, so the onboarding use cases need not know the lifecycle ones.
+impl crate::service::Onboarding {
+    /// The day-two use cases (edit, pause, resume, offboard, adopt, drift) over the same
+    /// store, clock, queue and idempotency settings.
+    pub fn lifecycle(&self) -> Lifecycle {
+        Lifecycle {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            queue: self.queue.clone(),
+            idempotency: self.idempotency.clone(),
+        }
+    }
+}
+
 impl Lifecycle {
     /// The root record and current state of application `id`.
     pub async fn application(&self, id: &str) -> Result<(SagaRecord, ManagedApp), LifecycleError> {
