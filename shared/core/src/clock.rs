@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::record::Millis;
+/// Milliseconds since the Unix epoch (defined here, with time, so the clock needs nothing from
+/// the record; `record::Millis` is the same type).
+pub type Millis = u64;
 
 /// Wall-clock time and sleeping.
 #[async_trait]

@@ -20,6 +20,7 @@ pub mod plan;
 pub mod policy;
 pub mod ports;
 pub mod preflight;
+pub mod problem;
 pub mod record;
 pub mod saga;
 pub mod service;

@@ -10,7 +10,7 @@ use crate::error::ErrorInfo;
 use crate::lifecycle::{DriftCheckFailure, DriftReport, ManagedApp};
 
 /// Milliseconds since the Unix epoch; every timestamp in a record uses it.
-pub type Millis = u64;
+pub use crate::clock::Millis;
 
 /// Overall state of a saga.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

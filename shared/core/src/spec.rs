@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::validation::{Problem, ValidationErrors};
+use crate::problem::{Problem, ValidationErrors};
 
 /// The longest namespace AppIntegrations accepts (`ApplicationNamespace` max 211).
 pub const NAMESPACE_MAX: usize = 211;
