@@ -75,23 +75,6 @@ pub fn requester(request: &RequestArgs) -> Actor {
     Actor::from(principal).with_origin(Origin::new(RequestSource::Cli, request.ticket.clone()))
 }
 
-/// Instance id → alias for `ids`, read with DescribeInstance (the sandbox's or AWS's); an
-/// instance that cannot be described is shown by its id.
-pub async fn aliases<'a>(
-    world: &World,
-    ids: impl Iterator<Item = &'a String>,
-) -> std::collections::BTreeMap<String, String> {
-    let mut out = std::collections::BTreeMap::new();
-    for id in ids {
-        if let Ok(info) = world.ports.connect.describe_instance(id).await {
-            if let Some(alias) = info.alias {
-                out.insert(id.clone(), alias);
-            }
-        }
-    }
-    out
-}
-
 /// A refused lifecycle request as the CLI's error; `what` names the request for an invalid one.
 pub fn refused(e: LifecycleError, what: &str) -> CliError {
     match e {

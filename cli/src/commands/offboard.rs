@@ -13,8 +13,8 @@ use onboard_core::lifecycle::ManagedApp;
 use serde::Serialize;
 
 use crate::args::{OffboardArgs, OutputFormat};
-use crate::commands::drive;
 use crate::commands::lifecycle::{self, new_saga_id, refused, requester, Session};
+use crate::commands::{drive, recorded_aliases};
 use crate::error::CliError;
 use crate::render;
 use crate::targets::Context;
@@ -32,15 +32,16 @@ struct DryRun<'a> {
 
 pub async fn run(ctx: &Context, args: &OffboardArgs) -> Result<u8, CliError> {
     let session = lifecycle::open(ctx, false, &args.id).await?;
-    let state = match session.lifecycle.application(&args.id).await {
-        Ok((_, state)) => state,
+    let (root, state) = match session.lifecycle.application(&args.id).await {
+        Ok(found) => found,
         Err(e) => {
             lifecycle::close(session, ctx).await;
             return Err(refused(e, "the request"));
         }
     };
     if args.dry_run {
-        return dry_run(ctx, session, &args.id, &state).await;
+        let aliases = recorded_aliases(session.store.as_ref(), &root).await;
+        return dry_run(ctx, session, &args.id, &state, &aliases).await;
     }
     if !args.yes {
         if let Err(e) = confirm(&state) {
@@ -88,10 +89,10 @@ async fn dry_run(
     session: Session,
     id: &str,
     state: &ManagedApp,
+    aliases: &BTreeMap<String, String>,
 ) -> Result<u8, CliError> {
     let ports = drive::lifecycle_ports(&session.world, session.store.clone());
     let found = offboard::preview(&ports, state).await;
-    let aliases = lifecycle::aliases(&session.world, state.instances.iter()).await;
     lifecycle::close(session, ctx).await;
     let inventory = found.map_err(CliError::Service)?;
     match ctx.global.output {
@@ -102,7 +103,7 @@ async fn dry_run(
             application_arn: &state.app.arn,
             would_remove: &inventory,
         })?,
-        OutputFormat::Text => render::print_text(&dry_run_text(state, &inventory, &aliases))?,
+        OutputFormat::Text => render::print_text(&dry_run_text(state, &inventory, aliases))?,
     }
     Ok(0)
 }
